@@ -1,0 +1,210 @@
+"""The backend contract: what a backend must implement (see docs/design/backend-contract.md).
+
+Note [backend owns arithmetic]
+------------------------------
+An optimizer class (``flowoptim.Adam`` ...) owns validation, param groups, the optimizer-wide step
+counter, lazily created state and state dicts. A backend owns only arithmetic: one list-of-tensors
+functional per algorithm, plus the two halves of ``clip_grad`` (a norm and an in-place scale).
+The class calls a functional once per (device, dtype) partition of a param group, so within one call
+every tensor shares a device and a dtype, every list has the same length, all gradients are dense
+and have their parameter's shape and dtype, and every state tensor exists (zero-initialised, or
+``initial_accumulator_value`` for Adagrad's ``sum``). Functionals update ``params`` and state
+tensors in place and return None. They never synchronise with the host.
+
+Note [float32 hyperparameters]
+------------------------------
+OneFlow passes hyperparameters to its kernels as C ``float``. Every backend must therefore use
+``f32(beta)`` for beta, compute ``1 - beta`` from ``f32(beta)``, and take bias corrections from
+:func:`bias_corrections` (computed in double from the Python value, then rounded to float32). This
+holds for float64 parameters too. Ignoring it leaves a ~1e-6 relative drift (spec §8: Adam gives
+0.8999993, not 0.9).
+
+Note [grad_scale]
+-----------------
+``grad_scale`` is None or a 0-d float32 tensor on the partition's device (the clip coefficient of
+the fused clip mode, ``Optimizer.clip_grad(fused=True)``). When given, the update uses
+``g * grad_scale`` in place of ``g``, rounded to the gradient's dtype (so that the fused mode gives
+the parameters bit for bit what clipping in place then stepping gives), and the gradient tensor
+itself is left unchanged. It is applied before maximize and weight decay.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["Backend", "bias_corrections", "f32"]
+
+
+def f32(x: float) -> float:
+    """Round a Python float to the nearest float32 value (kept as a Python float)."""
+    return struct.unpack("f", struct.pack("f", float(x)))[0]
+
+
+def bias_corrections(beta1: float, beta2: float, step: int, enabled: bool) -> tuple[float, float]:
+    """``(bc1, bc2) = (1 - beta1**step, 1 - beta2**step)`` in double, rounded to float32.
+
+    Returns ``(1.0, 1.0)`` when bias correction is off. See Note [float32 hyperparameters].
+    """
+    if not enabled:
+        return 1.0, 1.0
+    return f32(1.0 - beta1**step), f32(1.0 - beta2**step)
+
+
+def sqrt_f32(x: float) -> float:
+    """float32 square root of a float32 value (as a C ``sqrtf`` would give)."""
+    return f32(math.sqrt(x))
+
+
+class Backend:
+    """Base class of every backend. Subclasses implement every functional below.
+
+    A backend is registered under the entry-point group ``flowoptim.backends``; the entry point
+    names a ``Backend`` subclass (instantiated with no arguments) or an instance.
+    """
+
+    #: the registry name, e.g. ``"reference"`` or ``"triton"``
+    name: str = "abstract"
+
+    def is_available(self) -> bool:
+        """Whether the backend can run at all on this machine (imports, drivers)."""
+        return True
+
+    def check_tensors(self, params: Sequence[Tensor]) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the first parameter this backend cannot update
+        (its device or dtype), before anything is modified. Called by the optimizer at
+        construction, in ``add_param_group`` and at every ``step`` for the tensors it routes here.
+        """
+
+    # ---------------------------------------------------------------- updates (spec §2)
+    def sgd(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        momentum_buffers: list[Tensor] | None,  # state "momentum_buffer"; None iff momentum == 0
+        *,
+        lr: float,
+        momentum: float,
+        dampening: float,
+        weight_decay: float,
+        nesterov: bool,
+        maximize: bool,
+        grad_scale: Tensor | None,
+    ) -> None:
+        raise NotImplementedError
+
+    def adam(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        max_exp_avg_sqs: list[Tensor] | None,  # None iff not amsgrad
+        *,
+        step: int,  # the optimizer-wide step, 1-based, already incremented
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
+        decoupled_weight_decay: bool,  # False: Adam (L2 in g); True: AdamW
+        amsgrad: bool,
+        do_bias_correction: bool,
+        grad_scale: Tensor | None,
+    ) -> None:
+        raise NotImplementedError
+
+    def lamb(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        max_exp_avg_sqs: list[Tensor] | None,  # None iff not amsgrad
+        *,
+        step: int,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
+        adam_w_mode: bool,
+        amsgrad: bool,
+        do_bias_correction: bool,
+        grad_scale: Tensor | None,
+    ) -> None:
+        """Per-tensor trust ratio: each tensor's own ||p|| and ||u|| (spec §2)."""
+        raise NotImplementedError
+
+    def rmsprop(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        square_avgs: list[Tensor],
+        grad_avgs: list[Tensor] | None,  # None iff not centered
+        momentum_buffers: list[Tensor] | None,  # None iff momentum == 0
+        *,
+        lr: float,
+        alpha: float,
+        eps: float,
+        weight_decay: float,
+        momentum: float,
+        centered: bool,
+        grad_scale: Tensor | None,
+    ) -> None:
+        raise NotImplementedError
+
+    def adagrad(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        state_sums: list[Tensor],
+        *,
+        step: int,
+        lr: float,
+        lr_decay: float,
+        weight_decay: float,
+        eps: float,
+        grad_scale: Tensor | None,
+    ) -> None:
+        raise NotImplementedError
+
+    def adadelta(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        square_avgs: list[Tensor],
+        acc_deltas: list[Tensor],
+        *,
+        lr: float,
+        rho: float,
+        eps: float,
+        weight_decay: float,
+        grad_scale: Tensor | None,
+    ) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- clip_grad (spec §3)
+    def grad_norm(self, grads: list[Tensor], norm_type: float) -> Tensor:
+        """The norm of the concatenation of ``grads`` (all on one device, one dtype).
+
+        Returns a 0-d tensor on that device: float64 for float64 grads, float32 otherwise.
+        ``norm_type``: ``inf`` max |g|, ``-inf`` min |g|, ``0`` the number of tensors with a
+        nonzero element (spec §3), any other p the p-norm. Deterministic, no host sync.
+        """
+        raise NotImplementedError
+
+    def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
+        """``t *= coef`` in place for every tensor (``coef``: 0-d tensor on the same device)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<flowoptim backend {self.name!r}>"
+
+
+def partition_key(t: Tensor) -> tuple[torch.device, torch.dtype]:
+    return (t.device, t.dtype)
