@@ -1,0 +1,58 @@
+"""Adadelta (in OneFlow 0.9.0, absent from its reference text)."""
+
+from __future__ import annotations
+
+import torch
+
+from .backends.base import Backend
+from .optimizer import Optimizer
+
+__all__ = ["Adadelta"]
+
+
+class Adadelta(Optimizer):
+    r"""Adadelta (``oneflow.optim.Adadelta``).
+
+    .. math::
+        g' &= g + \lambda p, \qquad s \leftarrow \rho s + (1-\rho) g'^2, \qquad
+        d = \frac{\sqrt{a + \epsilon}}{\sqrt{s + \epsilon}}\, g' \\
+        a &\leftarrow \rho a + (1-\rho) d^2, \qquad p \leftarrow p - \eta d
+
+    Symbols: :math:`\eta` ``lr`` (default 1.0), :math:`\rho` ``rho``, :math:`\epsilon` ``eps``,
+    :math:`\lambda` ``weight_decay``; state ``square_avg`` (s) and ``acc_delta`` (a).
+
+    Same arithmetic as torch.optim.Adadelta (without its ``maximize``); state is created on a
+    parameter's first update, so ``add_param_group`` works (OneFlow 0.9.0 raises ``KeyError``).
+    """
+
+    _state_names = ("square_avg", "acc_delta")
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        *,
+        backend: str | Backend | None = None,
+    ) -> None:
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults, backend=backend)
+
+    def _init_state(self, p, state, group) -> None:
+        state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["acc_delta"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
+        backend.adadelta(
+            params,
+            grads,
+            [s["square_avg"] for s in states],
+            [s["acc_delta"] for s in states],
+            lr=group["lr"],
+            rho=group["rho"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            grad_scale=grad_scale,
+        )

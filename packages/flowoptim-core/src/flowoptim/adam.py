@@ -1,0 +1,104 @@
+"""Adam and AdamW (OneFlow semantics: optimizer-wide step, optional bias correction)."""
+
+from __future__ import annotations
+
+from ._adam_common import adam_state_lists, init_adam_state
+from .backends.base import Backend
+from .optimizer import Optimizer
+
+__all__ = ["Adam", "AdamW"]
+
+
+class _AdamBase(Optimizer):
+    support_sparse = True
+    _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _decoupled = False
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        do_bias_correction: bool = True,
+        *,
+        fused: bool | None = None,
+        backend: str | Backend | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas) if isinstance(betas, list) else betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            do_bias_correction=do_bias_correction,
+            fused=fused,
+        )
+        super().__init__(params, defaults, backend=backend)
+
+    def _init_state(self, p, state, group) -> None:
+        init_adam_state(p, state, group)
+
+    def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
+        exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(params, states, group)
+        beta1, beta2 = group["betas"]
+        backend.adam(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            max_exp_avg_sqs,
+            step=step,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=self._decoupled,
+            amsgrad=group["amsgrad"],
+            do_bias_correction=group["do_bias_correction"],
+            grad_scale=grad_scale,
+        )
+
+
+class Adam(_AdamBase):
+    r"""Adam (``oneflow.optim.Adam``), with L2 weight decay and optional AMSGrad.
+
+    .. math::
+        g' &= g + \lambda p, \qquad
+        m \leftarrow \beta_1 m + (1-\beta_1) g', \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2) g'^2 \\
+        \hat v &= \text{amsgrad} ? (v_{max} \leftarrow \max(v_{max}, v)) : v \\
+        p &\leftarrow p - \frac{\eta}{bc_1} \cdot \frac{m}{\sqrt{\hat v}/\sqrt{bc_2} + \epsilon},
+        \qquad bc_k = 1 - \beta_k^{t}\ (\text{or } 1 \text{ without bias correction})
+
+    Symbols: :math:`\eta` ``lr``, :math:`(\beta_1, \beta_2)` ``betas``, :math:`\epsilon` ``eps``,
+    :math:`\lambda` ``weight_decay``, :math:`t` the optimizer-wide step; state ``exp_avg`` (m),
+    ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (:math:`v_{max}`, amsgrad only).
+
+    Departures from torch.optim.Adam: :math:`t` counts the optimizer's steps, not the
+    parameter's (a parameter whose first gradient arrives at step 2 is bias-corrected with t=2);
+    ``do_bias_correction=False`` turns bias correction off; hyperparameters act as float32
+    (OneFlow's C ``float``). OneFlow's reference text shows no bias correction; OneFlow 0.9.0
+    applies it, and so do we. ``fused`` is accepted for OneFlow code and changes nothing.
+    Sparse gradients are supported: they update as the equivalent dense gradient (not lazily).
+    """
+
+
+class AdamW(_AdamBase):
+    r"""AdamW (``oneflow.optim.AdamW``): Adam with decoupled weight decay.
+
+    .. math::
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        p &\leftarrow p - \frac{\eta}{bc_1} \cdot \frac{m}{\sqrt{\hat v}/\sqrt{bc_2} + \epsilon}
+            - \eta \lambda p \quad (p \text{ on the right: the value before the update})
+
+    Symbols as in :class:`Adam`; :math:`\lambda` ``weight_decay`` (default 0, as OneFlow; torch's
+    default is 1e-2). Departures from torch.optim.AdamW: the optimizer-wide step, optional bias
+    correction, float32 hyperparameters, the weight-decay default. ``fused`` is accepted and
+    changes nothing. Sparse gradients update as the equivalent dense gradient.
+    """
+
+    _decoupled = True

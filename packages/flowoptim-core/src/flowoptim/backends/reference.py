@@ -1,0 +1,393 @@
+"""The reference backend: pure torch, correct first, and as fast as torch.optim on the CPU.
+
+Note [fused CPU kernels]
+------------------------
+torch (>= 2.4) has fused CPU kernels for Adam, AdamW, SGD and Adagrad (``torch._fused_adam_`` and
+friends). Their arithmetic is the spec's, up to rounding, with two gaps we close from outside:
+
+* SGD: torch copies the gradient into the momentum buffer on the first step; we always pass
+  ``is_first_step=False`` with the zero-initialised buffer, which gives OneFlow's
+  ``(1 - dampening) * g'`` first step.
+* Adam/AdamW: the kernel computes ``1 - beta`` and ``1 - beta**t`` from the same beta, but
+  OneFlow takes ``1 - beta`` from float32(beta) and the bias correction from the double value
+  (Note [float32 hyperparameters]; spec §8's 0.8999993). We pass ``beta_k = float32(beta)`` and
+  fold the bias-correction mismatch into lr and eps: with kernel corrections ``bc1', s' =
+  sqrt(bc2')`` and wanted ``bc1, s``, the kernel's update ``lr'/bc1' * m / (sqrt(v)/s' + eps')``
+  equals ``lr/bc1 * m / (sqrt(v)/s + eps)`` for ``eps' = eps*s/s'`` and
+  ``lr' = lr * (bc1'/bc1) * (s/s')``. The same rescaling turns bias correction off
+  (``bc1 = s = 1``). AdamW's decay ``p *= 1 - lr'*wd'`` gets ``wd' = lr*wd/lr'``.
+
+The kernels run for float32/float64 CPU tensors; other devices use the foreach path below, which
+is also the specification-shaped code for RMSprop, Adadelta and LAMB.
+
+Note [low precision in the reference backend]
+---------------------------------------------
+fp16/bf16 partitions are updated with float32 arithmetic (spec §7): params, grads and state are
+upcast to float32 copies, updated, and the params and state copied back (rounded once per step
+to their dtype, as a fused GPU kernel stores them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import Backend, bias_corrections, f32
+
+__all__ = ["ReferenceBackend"]
+
+_LOW = (torch.float16, torch.bfloat16)
+_HAS_FUSED = all(hasattr(torch, n) for n in ("_fused_adam_", "_fused_adamw_", "_fused_sgd_"))
+_HAS_FUSED_ADAGRAD = hasattr(torch, "_fused_adagrad_")
+
+
+def _fused_ok(t: Tensor) -> bool:
+    return _HAS_FUSED and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
+def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
+    """``g * grad_scale`` rounded to the grad dtype, as new tensors (Note [grad_scale])."""
+    if grad_scale is None:
+        return grads
+    # a 0-d tensor does not promote: the product keeps the grads' dtype (rounded to it)
+    return torch._foreach_mul(grads, grad_scale)
+
+
+def _upcast(tensors: list[Tensor] | None) -> list[Tensor] | None:
+    if tensors is None:
+        return None
+    return [t.float() for t in tensors]
+
+
+def _with_float32(fn):
+    """Run a foreach-path functional in float32 for fp16/bf16 partitions (Note [low precision
+    in the reference backend]); positional lists are params, grads, then state lists."""
+
+    def wrapper(self, params, grads, *states, **kw):
+        if not params or params[0].dtype not in _LOW:
+            return fn(self, params, grads, *states, **kw)
+        grads = _scaled(grads, kw.pop("grad_scale"))
+        p32 = _upcast(params)
+        s32 = [_upcast(s) for s in states]
+        fn(self, p32, _upcast(grads), *s32, grad_scale=None, **kw)
+        torch._foreach_copy_(params, p32)
+        for orig, up in zip(states, s32):
+            if orig is not None:
+                torch._foreach_copy_(orig, up)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _weight_decayed(grads: list[Tensor], params: list[Tensor], wd: float) -> list[Tensor]:
+    """``g + wd * p`` as new tensors (never written into the user's grads)."""
+    if wd == 0:
+        return grads
+    return torch._foreach_add(grads, params, alpha=wd)
+
+
+class ReferenceBackend(Backend):
+    """Pure-torch arithmetic for every device (chosen automatically for CPU tensors)."""
+
+    name = "reference"
+
+    # ------------------------------------------------------------------ SGD
+    @_with_float32
+    def sgd(
+        self,
+        params,
+        grads,
+        momentum_buffers,
+        *,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov,
+        maximize,
+        grad_scale,
+    ):
+        lr, momentum, dampening, wd = f32(lr), f32(momentum), f32(dampening), f32(weight_decay)
+        grads = _scaled(grads, grad_scale)
+        if _fused_ok(params[0]):
+            torch._fused_sgd_(
+                params,
+                grads,
+                momentum_buffers or [],
+                weight_decay=wd,
+                momentum=momentum,
+                lr=lr,
+                dampening=dampening,
+                nesterov=nesterov,
+                maximize=maximize,
+                is_first_step=False,  # Note [fused CPU kernels]: zero buffer, OneFlow's 1st step
+            )
+            return
+        if maximize:
+            grads = torch._foreach_neg(grads)
+        grads = _weight_decayed(grads, params, wd)
+        if momentum_buffers is None:
+            torch._foreach_add_(params, grads, alpha=-lr)
+            return
+        torch._foreach_mul_(momentum_buffers, momentum)
+        torch._foreach_add_(momentum_buffers, grads, alpha=1.0 - dampening)
+        if nesterov:
+            d = torch._foreach_add(grads, momentum_buffers, alpha=momentum)
+        else:
+            d = momentum_buffers
+        torch._foreach_add_(params, d, alpha=-lr)
+
+    # ------------------------------------------------------------------ Adam / AdamW
+    @_with_float32
+    def adam(
+        self,
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        *,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled_weight_decay,
+        amsgrad,
+        do_bias_correction,
+        grad_scale,
+    ):
+        grads = _scaled(grads, grad_scale)
+        bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
+        b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        if _fused_ok(params[0]):
+            # Note [fused CPU kernels]: rescale lr and eps so the kernel's bias corrections
+            # (from float32 betas) give OneFlow's
+            bc1_k = 1.0 - b1**step
+            s_k = math.sqrt(1.0 - b2**step)
+            s = math.sqrt(bc2)
+            lr_k = lr32 * (bc1_k / bc1) * (s / s_k)
+            eps_k = eps32 * s / s_k
+            steps = [torch.tensor(float(step))] * len(params)
+            if decoupled_weight_decay:
+                wd_k = lr32 * wd / lr_k if lr_k != 0 else 0.0
+                torch._fused_adamw_(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    max_exp_avg_sqs or [],
+                    steps,
+                    lr=lr_k,
+                    beta1=b1,
+                    beta2=b2,
+                    weight_decay=wd_k,
+                    eps=eps_k,
+                    amsgrad=amsgrad,
+                    maximize=False,
+                )
+            else:
+                torch._fused_adam_(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    max_exp_avg_sqs or [],
+                    steps,
+                    lr=lr_k,
+                    beta1=b1,
+                    beta2=b2,
+                    weight_decay=wd,
+                    eps=eps_k,
+                    amsgrad=amsgrad,
+                    maximize=False,
+                )
+            return
+        if decoupled_weight_decay:
+            # p - lr*wd*p with p the pre-update value, then the Adam step
+            if wd != 0:
+                torch._foreach_mul_(params, 1.0 - f32(lr32 * wd))
+        else:
+            grads = _weight_decayed(grads, params, wd)
+        denom = self._adam_moments(
+            grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32
+        )
+        torch._foreach_addcdiv_(params, exp_avgs, denom, -f32(lr32 / bc1))
+
+    @staticmethod
+    def _adam_moments(grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps):
+        """Update m, v (and vmax); return ``sqrt(v_hat)/sqrt(bc2) + eps`` (new tensors)."""
+        torch._foreach_mul_(exp_avgs, b1)
+        torch._foreach_add_(exp_avgs, grads, alpha=1.0 - b1)
+        torch._foreach_mul_(exp_avg_sqs, b2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - b2)
+        if max_exp_avg_sqs is not None:
+            torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
+            v = max_exp_avg_sqs
+        else:
+            v = exp_avg_sqs
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, f32(math.sqrt(bc2)))
+        torch._foreach_add_(denom, eps)
+        return denom
+
+    # ------------------------------------------------------------------ LAMB
+    @_with_float32
+    def lamb(
+        self,
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        *,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        adam_w_mode,
+        amsgrad,
+        do_bias_correction,
+        grad_scale,
+    ):
+        grads = _scaled(grads, grad_scale)
+        bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
+        b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        if not adam_w_mode:
+            grads = _weight_decayed(grads, params, wd)
+        denom = self._adam_moments(
+            grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32
+        )
+        u = torch._foreach_div(exp_avgs, denom)  # (m/bc1)/denom: bc1 applied below
+        torch._foreach_div_(u, bc1)
+        del denom
+        acc = torch.float64 if params[0].dtype == torch.float64 else torch.float32
+        w_norm = torch.stack(torch._foreach_norm(params, 2)).to(acc)
+        u_norm = torch.stack(torch._foreach_norm(u, 2)).to(acc)
+        trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+        if adam_w_mode and wd != 0:
+            torch._foreach_add_(u, params, alpha=wd)
+        # p -= (lr * trust) * u, one scalar per tensor
+        scale = (trust * lr32).to(params[0].dtype).neg_()
+        if params[0].device.type == "cpu":
+            torch._foreach_mul_(u, scale.tolist())  # a CPU tensor: no device sync
+        else:
+            for u_i, s_i in zip(u, scale.unbind(0)):  # stays on the device
+                u_i.mul_(s_i)
+        torch._foreach_add_(params, u)
+
+    # ------------------------------------------------------------------ RMSprop
+    @_with_float32
+    def rmsprop(
+        self,
+        params,
+        grads,
+        square_avgs,
+        grad_avgs,
+        momentum_buffers,
+        *,
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        centered,
+        grad_scale,
+    ):
+        grads = _scaled(grads, grad_scale)
+        lr, alpha, eps, wd, momentum = (
+            f32(lr),
+            f32(alpha),
+            f32(eps),
+            f32(weight_decay),
+            f32(momentum),
+        )
+        grads = _weight_decayed(grads, params, wd)
+        torch._foreach_mul_(square_avgs, alpha)
+        torch._foreach_addcmul_(square_avgs, grads, grads, 1.0 - alpha)
+        if centered:
+            torch._foreach_mul_(grad_avgs, alpha)
+            torch._foreach_add_(grad_avgs, grads, alpha=1.0 - alpha)
+            denom = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, -1.0)
+            torch._foreach_add_(denom, eps)
+        else:
+            denom = torch._foreach_add(square_avgs, eps)
+        torch._foreach_sqrt_(denom)  # eps INSIDE the sqrt (OneFlow)
+        if momentum_buffers is None:
+            torch._foreach_addcdiv_(params, grads, denom, -lr)
+        else:
+            torch._foreach_mul_(momentum_buffers, momentum)
+            torch._foreach_addcdiv_(momentum_buffers, grads, denom, lr)
+            torch._foreach_sub_(params, momentum_buffers)
+
+    # ------------------------------------------------------------------ Adagrad
+    @_with_float32
+    def adagrad(
+        self, params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps, grad_scale
+    ):
+        grads = _scaled(grads, grad_scale)
+        lr, lr_decay, wd, eps = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
+        if _HAS_FUSED_ADAGRAD and _fused_ok(params[0]):
+            steps = [torch.tensor(float(step))] * len(params)
+            torch._fused_adagrad_(
+                params,
+                grads,
+                state_sums,
+                steps,
+                lr=lr,
+                lr_decay=lr_decay,
+                weight_decay=wd,
+                eps=eps,
+                maximize=False,
+            )
+            return
+        clr = f32(lr / (1.0 + (step - 1) * lr_decay))
+        grads = _weight_decayed(grads, params, wd)
+        torch._foreach_addcmul_(state_sums, grads, grads, 1.0)
+        std = torch._foreach_sqrt(state_sums)
+        torch._foreach_add_(std, eps)  # eps OUTSIDE the sqrt (OneFlow)
+        torch._foreach_addcdiv_(params, grads, std, -clr)
+
+    # ------------------------------------------------------------------ Adadelta
+    @_with_float32
+    def adadelta(
+        self, params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, grad_scale
+    ):
+        grads = _scaled(grads, grad_scale)
+        lr, rho, eps, wd = f32(lr), f32(rho), f32(eps), f32(weight_decay)
+        grads = _weight_decayed(grads, params, wd)
+        torch._foreach_mul_(square_avgs, rho)
+        torch._foreach_addcmul_(square_avgs, grads, grads, 1.0 - rho)
+        std = torch._foreach_add(square_avgs, eps)
+        torch._foreach_sqrt_(std)
+        delta = torch._foreach_add(acc_deltas, eps)
+        torch._foreach_sqrt_(delta)
+        torch._foreach_div_(delta, std)
+        torch._foreach_mul_(delta, grads)
+        torch._foreach_mul_(acc_deltas, rho)
+        torch._foreach_addcmul_(acc_deltas, delta, delta, 1.0 - rho)
+        torch._foreach_add_(params, delta, alpha=-lr)
+
+    # ------------------------------------------------------------------ clip_grad
+    def grad_norm(self, grads: list[Tensor], norm_type: float) -> Tensor:
+        acc = torch.float64 if grads[0].dtype == torch.float64 else torch.float32
+        if math.isinf(norm_type) or norm_type == 0:
+            # per-tensor max|g| / min|g| / nonzero count, then max / min / count of nonzero
+            per = torch.stack([torch.linalg.vector_norm(g, norm_type, dtype=acc) for g in grads])
+            if norm_type == 0:
+                return (per != 0).sum().to(acc)
+            return per.max() if norm_type > 0 else per.min()
+        if norm_type in (1.0, 2.0):
+            per = torch._foreach_norm(grads, norm_type, dtype=acc)
+        else:
+            per = [torch.linalg.vector_norm(g, norm_type, dtype=acc) for g in grads]
+        return torch.linalg.vector_norm(torch.stack(per), norm_type)
+
+    def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
+        torch._foreach_mul_(tensors, coef)

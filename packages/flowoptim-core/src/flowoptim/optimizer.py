@@ -1,0 +1,532 @@
+"""``flowoptim.Optimizer``: groups, the optimizer-wide step, state, clip_grad and state dicts.
+
+Note [optimizer-wide step]
+--------------------------
+OneFlow counts steps per optimizer, not per parameter (spec §1.1): every ``step()`` increments the
+counter, even when no parameter has a gradient, and Adam/AdamW/LAMB bias corrections and Adagrad's
+``lr_decay`` use it. The counter is kept in every param group under the key ``"step"`` (all groups
+hold the same value). Living in the groups, it survives every tool that round-trips param groups
+(``state_dict``, ``torch.distributed.checkpoint``, ``ZeroRedundancyOptimizer``'s group syncing,
+Lightning). Each parameter's state also has ``step``, as torch's optimizers do: a float32 0-d
+tensor holding the optimizer step at which that parameter was last updated.
+
+Note [step phases]
+------------------
+``step()`` first checks every group (sparse gradients, gradient dtype and shape, backend choice and
+``check_tensors``) and only then creates state and updates anything, so a bad input raises with
+every parameter and state untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from copy import deepcopy
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import backends as _backends
+from ._validation import validate_options
+from .backends.base import Backend
+
+__all__ = ["Optimizer"]
+
+#: the epsilon of the clip coefficient, ``max_norm / (total + 1e-6)`` (spec §3)
+CLIP_EPS = 1e-6
+
+# OneFlow 0.9.0 state names that differ from torch's (spec §4: OneFlow's layout is accepted)
+_ONEFLOW_STATE_ALIASES = {"momentum_buf": "momentum_buffer"}
+
+
+def _describe(p: Tensor) -> str:
+    return f"tensor of shape {tuple(p.shape)}, dtype {p.dtype}, device {p.device}"
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of flowoptim's optimizers: a ``torch.optim.Optimizer`` with OneFlow's semantics.
+
+    Subclasses set :attr:`support_sparse` and :attr:`_state_names`, and implement
+    :meth:`_init_state` (create one parameter's state) and :meth:`_update` (call the backend's
+    functional for one (device, dtype) partition of a group). Everything else lives here:
+    validation, param groups, the optimizer-wide step (Note [optimizer-wide step]), backend choice
+    (Note [backend choice]), ``clip_grad``, ``zero_grad``, ``state_dict``/``load_state_dict``.
+
+    Args:
+        params: an iterable of tensors, or of dicts defining param groups. Group dicts may carry
+            any option of the optimizer plus ``clip_grad_max_norm`` and ``clip_grad_norm_type``.
+        defaults: the constructor's options.
+        backend: ``None`` (automatic), a registered backend name, ``"module:attribute"``, or a
+            :class:`flowoptim.backends.Backend` instance.
+    """
+
+    #: whether sparse gradients are accepted (spec §5)
+    support_sparse: bool = False
+    #: names of the per-parameter state tensors, besides ``step``
+    _state_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        defaults: dict[str, Any],
+        *,
+        backend: str | Backend | None = None,
+    ) -> None:
+        validate_options(defaults)
+        self._explicit_backend = _backends.explicit_choice(backend)
+        self._backend_cache: dict[torch.device, Backend] = {}
+        self._pending_clip: dict[int, Tensor] = {}  # group index -> coef (clip_grad(fused=True))
+        self._warned_no_clip = False
+        groups = self._normalize_params(params)
+        # torch's __init__ sets up hooks and calls add_param_group for every group
+        super().__init__(groups, defaults)
+
+    # ------------------------------------------------------------------ params and groups
+    @staticmethod
+    def _normalize_params(params: Any) -> list[dict[str, Any]]:
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or "
+                f"dicts, but got a single {_describe(params)} (wrap it in a list)"
+            )
+        if isinstance(params, (set, frozenset, dict)):
+            raise TypeError(
+                f"params argument should be an ordered iterable of Tensors or dicts, got a "
+                f"{type(params).__name__} (its order is not defined; use a list)"
+            )
+        try:
+            items = list(params)
+        except TypeError:
+            raise TypeError(
+                "params argument should be an iterable of Tensors or dicts, got "
+                f"{type(params).__name__}"
+            ) from None
+        if not items:
+            raise ValueError("optimizer got an empty parameter list")
+        if all(isinstance(x, dict) for x in items):
+            return [dict(x) for x in items]
+        if all(isinstance(x, Tensor) for x in items):
+            return [{"params": items}]
+        bad = next(x for x in items if not isinstance(x, (Tensor, dict)))
+        raise TypeError(
+            "params argument should be an iterable of Tensors or of dicts (not a mix), got an "
+            f"element of type {type(bad).__name__}"
+        )
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a param group; options it lacks come from the constructor's defaults.
+
+        Validates everything before the group is added: the params (tensors, leaves, floating
+        point, not already in this optimizer), every option, and the backend's support.
+        """
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        if "params" not in group:
+            raise ValueError("param_group must have a 'params' key")
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the "
+                "ordering of tensors in sets will change between runs. Please use a list instead."
+            )
+        else:
+            params = list(params)
+        existing = {id(p) for g in self.param_groups for p in g["params"]}
+        seen: set[int] = set()
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(
+                    f"optimizer can only optimize Tensors, but param {i} of the group is a "
+                    f"{type(p).__name__}"
+                )
+            if not p.is_leaf and not self.defaults.get("differentiable", False):
+                raise ValueError(f"can't optimize a non-leaf Tensor (param {i}: {_describe(p)})")
+            if not (p.is_floating_point()):
+                raise TypeError(
+                    f"param {i} has dtype {p.dtype}; flowoptim optimizes floating-point tensors"
+                )
+            if id(p) in seen:
+                raise ValueError(
+                    f"param {i} ({_describe(p)}) appears more than once in the same param group"
+                )
+            if id(p) in existing:
+                raise ValueError(
+                    f"param {i} ({_describe(p)}) already belongs to another param group"
+                )
+            seen.add(id(p))
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        group.setdefault("clip_grad_max_norm", None)
+        group.setdefault("clip_grad_norm_type", 2.0)
+        validate_options(group)
+        if self._explicit_backend is not None:
+            self._explicit_backend.check_tensors(params)
+        group["params"] = params
+        group["step"] = self.global_step if self.param_groups else 0
+        self.param_groups.append(group)
+
+    @property
+    def global_step(self) -> int:
+        """The optimizer-wide step counter (Note [optimizer-wide step])."""
+        return max((int(g.get("step", 0)) for g in self.param_groups), default=0)
+
+    def _set_global_step(self, step: int) -> None:
+        for g in self.param_groups:
+            g["step"] = step
+
+    # ------------------------------------------------------------------ backends
+    def _backend_for(self, device: torch.device) -> Backend:
+        backend = self._backend_cache.get(device)
+        if backend is None:
+            backend = _backends.resolve(device, self._explicit_backend)
+            self._backend_cache[device] = backend
+        return backend
+
+    @staticmethod
+    def _partition(params: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:
+        parts: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
+        for i, p in enumerate(params):
+            parts[(p.device, p.dtype)].append(i)
+        return parts
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _init_state(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _update(
+        self,
+        backend: Backend,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        step: int,
+        grad_scale: Tensor | None,
+    ) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ step
+    def _check_grads(self, gi: int, group: dict[str, Any]) -> list[tuple[Tensor, Tensor]]:
+        pairs = []
+        for i, p in enumerate(group["params"]):
+            g = p.grad
+            if g is None:
+                continue
+            if g.is_sparse:
+                if not self.support_sparse:
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse gradients (param {i} "
+                        f"of group {gi}: {_describe(p)}); use SGD, Adam or AdamW, or a dense "
+                        "gradient"
+                    )
+                # Note: sparse gradients update as the equivalent dense gradient (zeros where
+                # no index is present); see the class docs of SGD, Adam and AdamW.
+                g = g.coalesce().to_dense()
+            if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+                raise ValueError(
+                    f"gradient of param {i} of group {gi} does not match its parameter: grad "
+                    f"{_describe(g)}, param {_describe(p)}"
+                )
+            pairs.append((p, g))
+        return pairs
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step; returns what ``closure`` returned, else None.
+
+        The closure runs with grad enabled (it may call ``backward()``) before the update.
+        ``step()`` never clips by itself: call :meth:`clip_grad` first.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            # phase 1: check everything (Note [step phases])
+            plan = []
+            for gi, group in enumerate(self.param_groups):
+                pairs = self._check_grads(gi, group)
+                parts = []
+                for (device, _), idx in self._partition([p for p, _ in pairs]).items():
+                    backend = self._backend_for(device)
+                    params = [pairs[i][0] for i in idx]
+                    backend.check_tensors(params)
+                    parts.append((backend, params, [pairs[i][1] for i in idx]))
+                plan.append((gi, group, parts))
+            # phase 2: update
+            step = self.global_step + 1
+            self._set_global_step(step)
+            step_tensors: list[Tensor] = []
+            for gi, group, parts in plan:
+                coef = self._pending_clip.pop(gi, None)
+                for backend, params, grads in parts:
+                    states = []
+                    for p in params:
+                        state = self.state[p]
+                        if not state:
+                            state["step"] = torch.zeros((), dtype=torch.float32)
+                            self._init_state(p, state, group)
+                        states.append(state)
+                        step_tensors.append(state["step"])
+                    scale = None if coef is None else coef.to(params[0].device)
+                    self._update(backend, group, params, grads, states, step, scale)
+            if step_tensors:
+                torch._foreach_zero_(step_tensors)
+                torch._foreach_add_(step_tensors, float(step))
+            self._pending_clip.clear()
+        return loss
+
+    # ------------------------------------------------------------------ zero_grad
+    def zero_grad(self, set_to_none: bool = False) -> None:
+        """Zero every gradient in place (default, as OneFlow), or set them to None.
+
+        Also drops a clip coefficient pending from ``clip_grad(fused=True)``.
+        """
+        self._pending_clip.clear()
+        to_zero: dict[tuple[torch.device, torch.dtype], list[Tensor]] = defaultdict(list)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                    continue
+                if p.grad.grad_fn is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
+                if p.grad.is_sparse:
+                    p.grad.zero_()
+                else:
+                    to_zero[(p.grad.device, p.grad.dtype)].append(p.grad)
+        for grads in to_zero.values():
+            torch._foreach_zero_(grads)
+
+    # ------------------------------------------------------------------ clip_grad
+    def clip_grad(self, error_if_nonfinite: bool = False, fused: bool = False) -> list[Tensor]:
+        """Clip the gradients of every group that has ``clip_grad_max_norm`` (spec §3).
+
+        Each such group is clipped over its own parameters that have a gradient::
+
+            total = norm_p([norm_p(g_i) for each grad g_i])   (max |g| for inf, min |g| for -inf)
+            coef  = min(max_norm / (total + 1e-6), 1)
+
+        Returns the list of totals (0-d tensors on the group's first gradient's device, one per
+        clipped group, in group order); no host synchronisation. A group without gradients has
+        total 0. If no group has ``clip_grad_max_norm`` this warns once and returns ``[]``.
+
+        Args:
+            error_if_nonfinite: raise ``RuntimeError`` if a total is nan or inf, before any
+                gradient is touched. This reads the totals on the host (a device sync on GPU).
+            fused: the opt-in fused clip mode. Instead of scaling the gradients in place now,
+                keep ``coef`` and fold it into the next :meth:`step` of the group; the parameters
+                get exactly the same numbers while the gradients stay unscaled (a backend's
+                update then reads the gradients once, not three times). ``zero_grad`` drops a
+                pending coefficient.
+        """
+        clipped = [
+            (gi, g)
+            for gi, g in enumerate(self.param_groups)
+            if g.get("clip_grad_max_norm") is not None
+        ]
+        if not clipped:
+            if not self._warned_no_clip:
+                self._warned_no_clip = True
+                warnings.warn(
+                    "clip_grad() called but no param group has 'clip_grad_max_norm'; "
+                    "nothing was clipped",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            return []
+        results = []
+        with torch.no_grad():
+            for gi, group in clipped:
+                norm_type = float(group.get("clip_grad_norm_type", 2.0))
+                pairs = self._check_grads(gi, group)
+                if any(p.grad.is_sparse for p, _ in pairs):
+                    raise RuntimeError(f"clip_grad does not support sparse gradients (group {gi})")
+                # empty tensors contribute nothing to any norm (and inf/-inf have no identity
+                # over zero elements); a group with only empty grads has total 0 like no grads
+                pairs = [(p, g) for p, g in pairs if g.numel() > 0]
+                grads = [g for _, g in pairs]
+                parts = []
+                partials = []
+                for (device, _), idx in self._partition(grads).items():
+                    backend = self._backend_for(device)
+                    part = [grads[i] for i in idx]
+                    backend.check_tensors([pairs[i][0] for i in idx])
+                    parts.append((backend, part))
+                    partials.append(backend.grad_norm(part, norm_type))
+                total = _combine_norms(partials, norm_type)
+                results.append((gi, group, total, parts))
+            if error_if_nonfinite:
+                for gi, group, total, _ in results:
+                    if not bool(torch.isfinite(total)):
+                        raise RuntimeError(
+                            f"The total norm of order {group.get('clip_grad_norm_type', 2.0)} "
+                            f"for gradients of group {gi} "
+                            f"is non-finite ({float(total)}), so it cannot be clipped. To "
+                            "disable this error, call clip_grad(error_if_nonfinite=False)"
+                        )
+            for gi, group, total, parts in results:
+                if not parts:
+                    continue
+                max_norm = float(group["clip_grad_max_norm"])
+                coef = torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)
+                if fused:
+                    self._pending_clip[gi] = coef
+                else:
+                    for backend, part in parts:
+                        backend.scale_(part, coef.to(part[0].device))
+        return [total for _, _, total, _ in results]
+
+    # ------------------------------------------------------------------ state dicts
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: ``state`` keyed by parameter index, ``param_groups`` with ``params``
+        index lists; each group also carries the optimizer-wide ``step``."""
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load our own, torch.optim's (same algorithm) or OneFlow 0.9.0's layout (spec §4).
+
+        Every check runs before anything changes: on any error the optimizer is left exactly as
+        it was. State tensors are copied (never aliased with ``state_dict``) and cast to their
+        parameter's device and dtype (``step`` stays a float32 CPU tensor).
+        """
+        if not isinstance(state_dict, dict) or "param_groups" not in state_dict:
+            raise ValueError(
+                "state_dict must be a dict with 'state' and 'param_groups' keys, got "
+                f"{type(state_dict).__name__}"
+                + (
+                    f" with keys {sorted(map(str, state_dict))}"
+                    if isinstance(state_dict, dict)
+                    else ""
+                )
+            )
+        saved_groups = state_dict["param_groups"]
+        saved_state = state_dict.get("state", {})
+        if not isinstance(saved_groups, (list, tuple)) or not isinstance(saved_state, dict):
+            raise ValueError("state_dict['param_groups'] must be a list and 'state' a dict")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, this optimizer "
+                f"has {len(self.param_groups)}"
+            )
+        oneflow_step = saved_state.get("step")
+        groups = []
+        for gi, (saved, current) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, dict):
+                raise ValueError(f"param group {gi} of the state dict is not a dict: {saved!r}")
+            if "_options" in saved:  # OneFlow's layout
+                options = dict(saved["_options"])
+                options["params"] = saved.get("params", [])
+            else:
+                options = dict(saved)
+            if "params" not in options:
+                raise ValueError(f"param group {gi} of the state dict has no 'params'")
+            if len(options["params"]) != len(current["params"]):
+                raise ValueError(
+                    f"loaded state dict's group {gi} has {len(options['params'])} parameters, "
+                    f"this optimizer's group {gi} has {len(current['params'])}"
+                )
+            merged = {k: v for k, v in current.items() if k != "params"}
+            merged.update({k: v for k, v in options.items() if k != "params"})
+            try:
+                validate_options(merged)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"param group {gi} of the state dict: {exc}") from None
+            merged["params"] = list(options["params"])
+            groups.append(merged)
+        # map saved parameter ids to our parameters, group by group, in order
+        id_map = {}
+        for saved, current in zip(groups, self.param_groups):
+            for sid, p in zip(saved["params"], current["params"]):
+                id_map[sid] = p
+        new_state: dict[Tensor, dict[str, Any]] = defaultdict(dict)
+        last_steps = []
+        for sid, pstate in saved_state.items():
+            if sid == "step" and not isinstance(pstate, dict):
+                continue  # OneFlow's optimizer-wide step
+            if sid not in id_map:
+                raise ValueError(
+                    f"state dict has state for parameter id {sid!r}, which no param group lists"
+                )
+            if not isinstance(pstate, dict):
+                raise ValueError(f"state of parameter id {sid!r} is not a dict: {pstate!r}")
+            p = id_map[sid]
+            entry = {}
+            for key, value in pstate.items():
+                key = _ONEFLOW_STATE_ALIASES.get(key, key)
+                if key == "step":
+                    value = torch.as_tensor(float(value), dtype=torch.float32).clone()
+                    last_steps.append(int(value))
+                elif isinstance(value, Tensor):
+                    if value.is_floating_point() and value.shape != p.shape and value.dim() > 0:
+                        raise ValueError(
+                            f"state {key!r} of parameter id {sid!r} has shape "
+                            f"{tuple(value.shape)}, its parameter has {tuple(p.shape)}"
+                        )
+                    dtype = p.dtype if value.is_floating_point() else value.dtype
+                    value = value.detach().to(device=p.device, dtype=dtype, copy=True)
+                else:
+                    value = deepcopy(value)
+                entry[key] = value
+            new_state[p] = entry
+        # the optimizer-wide step: ours (in groups), OneFlow's (state['step']), else torch's
+        # per-parameter counts (their maximum is the number of steps taken)
+        group_steps = [int(g["step"]) for g in groups if "step" in g]
+        if group_steps:
+            step = max(group_steps)
+        elif oneflow_step is not None:
+            step = int(oneflow_step)
+        else:
+            step = max(last_steps, default=0)
+        for entry in new_state.values():
+            if entry and "step" not in entry:
+                entry["step"] = torch.tensor(float(step), dtype=torch.float32)
+        # commit: nothing above modified self
+        for saved, current in zip(groups, self.param_groups):
+            saved["params"] = current["params"]
+            saved["step"] = step
+        self.param_groups[:] = groups
+        self.state = new_state
+        self._pending_clip.clear()
+        self._backend_cache.clear()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("_backend_cache", {})
+        self.__dict__.setdefault("_pending_clip", {})
+        self.__dict__.setdefault("_warned_no_clip", False)
+        self.__dict__.setdefault("_explicit_backend", None)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _combine_norms(partials: list[Tensor], norm_type: float) -> Tensor:
+    """Combine per-partition norms into the group's total (spec §3)."""
+    if not partials:
+        return torch.zeros((), dtype=torch.float32)
+    if len(partials) == 1:
+        return partials[0]
+    dtype = torch.float64 if any(t.dtype == torch.float64 for t in partials) else torch.float32
+    device = partials[0].device
+    stacked = torch.stack([t.to(device=device, dtype=dtype) for t in partials])
+    if math.isinf(norm_type):
+        return stacked.max() if norm_type > 0 else stacked.min()
+    if norm_type == 0:
+        return stacked.sum()
+    return torch.linalg.vector_norm(stacked, norm_type)
