@@ -435,7 +435,7 @@ class Optimizer(torch.optim.Optimizer):
                     f"loaded state dict's group {gi} has {len(options['params'])} parameters, "
                     f"this optimizer's group {gi} has {len(current['params'])}"
                 )
-            merged = {k: v for k, v in current.items() if k != "params"}
+            merged = {k: v for k, v in current.items() if k not in ("params", "step")}
             merged.update({k: v for k, v in options.items() if k != "params"})
             try:
                 validate_options(merged)
