@@ -45,9 +45,7 @@ def _interpreted_env() -> dict[str, str]:
 
 
 def _has_cuda(session: nox.Session) -> bool:
-    out = session.run(
-        "python", "-c", "import torch; print(torch.cuda.is_available())", silent=True
-    )
+    out = session.run("python", "-c", "import torch; print(torch.cuda.is_available())", silent=True)
     return bool(out) and out.strip().endswith("True")
 
 

@@ -124,7 +124,9 @@ EXCHANGE_TOL = {"rtol": 2e-6, "atol": 2e-6}
 @pytest.mark.parametrize("direction", ["torch->flowoptim", "flowoptim->torch"])
 def test_state_exchange_with_torch_optim(name, direction):
     make_torch, make_fo = TORCH_PAIRS[name]
-    first, second = (make_torch, make_fo) if direction == "torch->flowoptim" else (make_fo, make_torch)
+    first, second = (
+        (make_torch, make_fo) if direction == "torch->flowoptim" else (make_fo, make_torch)
+    )
     params = make_params()
     opt = first(params)
     run(opt, params, 3)
@@ -162,8 +164,14 @@ def test_oneflow_layout_is_accepted():
         "state": {"step": 2, 0: {"momentum_buf": buf.clone()}},
         "param_groups": [
             {
-                "_options": {"lr": 0.1, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0,
-                             "nesterov": False, "maximize": False},
+                "_options": {
+                    "lr": 0.1,
+                    "momentum": 0.9,
+                    "dampening": 0.0,
+                    "weight_decay": 0.0,
+                    "nesterov": False,
+                    "maximize": False,
+                },
                 "params": [0],
             }
         ],

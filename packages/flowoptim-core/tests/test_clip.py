@@ -1,0 +1,133 @@
+"""clip_grad (spec §3): per-group norms, no grads, non-finite, and the fused mode."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from core_helpers import ALL_OPTIMIZERS, make_params, set_grads
+
+import flowoptim as fo
+
+
+def test_groups_are_clipped_independently_and_unclipped_groups_skipped():
+    a, b, c = (torch.zeros(2, requires_grad=True) for _ in range(3))
+    opt = fo.SGD(
+        [
+            {"params": [a], "clip_grad_max_norm": 1.0},  # norm type defaults to 2
+            {"params": [b]},
+            {"params": [c], "clip_grad_max_norm": 10.0, "clip_grad_norm_type": 1.0},
+        ]
+    )
+    a.grad, b.grad, c.grad = (
+        torch.tensor([3.0, 4.0]),
+        torch.tensor([3.0, 4.0]),
+        torch.tensor([1.0, 2.0]),
+    )
+    totals = opt.clip_grad()
+    assert [t.item() for t in totals] == pytest.approx([5.0, 3.0])
+    torch.testing.assert_close(a.grad, torch.tensor([3.0, 4.0]) / (5.0 + 1e-6))
+    torch.testing.assert_close(b.grad, torch.tensor([3.0, 4.0]), rtol=0, atol=0)
+    torch.testing.assert_close(c.grad, torch.tensor([1.0, 2.0]), rtol=0, atol=0)  # coef = 1
+
+
+def test_no_grads_gives_zero_and_touches_nothing():
+    a = torch.zeros(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0}])
+    (total,) = opt.clip_grad()
+    assert total.item() == 0.0
+    assert a.grad is None
+
+
+def test_without_clip_options_warns_once():
+    a = torch.zeros(2, requires_grad=True)
+    opt = fo.SGD([a])
+    a.grad = torch.ones(2)
+    with pytest.warns(UserWarning, match="no param group has 'clip_grad_max_norm'"):
+        assert opt.clip_grad() == []
+    assert opt.clip_grad() == []  # only once (pytest turns a second warning into an error)
+    torch.testing.assert_close(a.grad, torch.ones(2), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_non_finite_with_error_touches_no_grad(bad):
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    opt = fo.SGD(
+        [{"params": [a], "clip_grad_max_norm": 1.0}, {"params": [b], "clip_grad_max_norm": 1.0}]
+    )
+    a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([bad, 1.0])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        opt.clip_grad(error_if_nonfinite=True)
+    torch.testing.assert_close(a.grad, torch.tensor([3.0, 4.0]), rtol=0, atol=0)
+
+
+def test_non_finite_without_error_scales_like_torch():
+    a = torch.zeros(2, requires_grad=True)
+    twin = torch.zeros(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0}])
+    a.grad, twin.grad = torch.tensor([math.inf, 1.0]), torch.tensor([math.inf, 1.0])
+    (total,) = opt.clip_grad()
+    assert math.isinf(total.item())
+    torch.nn.utils.clip_grad_norm_([twin], 1.0)
+    torch.testing.assert_close(a.grad, twin.grad, equal_nan=True)  # coef 0: inf*0 = nan
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, -math.inf, 0.0, 0.5, 3.0])
+def test_matches_torch_clip_grad_norm(norm_type):
+    params = make_params()
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    set_grads(params, 0)
+    set_grads(twins, 0)
+    opt = fo.SGD([{"params": params, "clip_grad_max_norm": 0.5, "clip_grad_norm_type": norm_type}])
+    (total,) = opt.clip_grad()
+    expected = torch.nn.utils.clip_grad_norm_(twins, 0.5, norm_type=norm_type)
+    torch.testing.assert_close(total, expected)
+    for p, t in zip(params, twins):
+        torch.testing.assert_close(p.grad, t.grad)
+
+
+def test_empty_and_mixed_dtype_grads():
+    a = torch.zeros(0, requires_grad=True)
+    b = torch.zeros(2, requires_grad=True)
+    c = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = fo.SGD(
+        [{"params": [a, b, c], "clip_grad_max_norm": 1.0, "clip_grad_norm_type": -math.inf}]
+    )
+    a.grad, b.grad = torch.zeros(0), torch.tensor([3.0, -0.5])
+    c.grad = torch.tensor([2.0, 4.0], dtype=torch.float64)
+    (total,) = opt.clip_grad()
+    assert total.item() == 0.5
+
+
+@pytest.mark.parametrize("name", sorted(ALL_OPTIMIZERS))
+def test_fused_mode_gives_the_same_parameters_and_leaves_grads(name):
+    make = ALL_OPTIMIZERS[name]
+    inplace_p, fused_p = make_params(), make_params()
+    o1, o2 = make(inplace_p), make(fused_p)
+    for o in (o1, o2):
+        o.param_groups[0]["clip_grad_max_norm"] = 0.3
+    for s in range(3):
+        set_grads(inplace_p, s)
+        set_grads(fused_p, s)
+        raw = [p.grad.clone() for p in fused_p]
+        t1 = o1.clip_grad()
+        t2 = o2.clip_grad(fused=True)
+        torch.testing.assert_close(t1, t2, rtol=0, atol=0)
+        for p, g in zip(fused_p, raw):
+            torch.testing.assert_close(p.grad, g, rtol=0, atol=0)  # unscaled
+        o1.step()
+        o2.step()
+        for a, b in zip(inplace_p, fused_p):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_zero_grad_drops_a_pending_fused_coefficient():
+    a = torch.ones(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 0.1}], lr=1.0)
+    a.grad = torch.tensor([3.0, 4.0])
+    opt.clip_grad(fused=True)
+    opt.zero_grad()
+    a.grad = torch.tensor([1.0, 0.0])
+    opt.step()
+    torch.testing.assert_close(a.detach(), torch.tensor([0.0, 1.0]))
