@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from numbers import Integral, Real
 from typing import Any
 
@@ -52,12 +53,8 @@ def strictly_increasing_ints(name: str, values: Any) -> list[int]:
         raise ValueError(
             f"Invalid {name}: {values!r} (expected a list of strictly increasing integers)"
         ) from None
-    if not all(_is_int(v) and v >= 0 for v in items) or any(
-        a >= b for a, b in zip(items, items[1:], strict=False)
-    ):
-        raise ValueError(
-            f"Invalid {name}: {values!r} (expected strictly increasing integers >= 0)"
-        )
+    if not all(_is_int(v) and v >= 0 for v in items) or any(a >= b for a, b in pairwise(items)):
+        raise ValueError(f"Invalid {name}: {values!r} (expected strictly increasing integers >= 0)")
     return [int(v) for v in items]
 
 

@@ -142,7 +142,7 @@ class ClosedFormLR(LRScheduler):
         self.step()
 
     def step(self, epoch: int | None = None) -> None:
-        """Advance one step (or, torch's deprecated form, jump to step ``epoch``) and set the lrs."""
+        """Advance one step (torch's deprecated ``step(epoch)``: jump to ``epoch``); set the lrs."""
         self._step_count = getattr(self, "_step_count", 0) + 1
         self._update_lr(epoch)
 

@@ -39,7 +39,7 @@ def _evaluate(node: ast.AST, optimizer: torch.optim.Optimizer, source: str) -> A
             raise SpecError(f"unknown scheduler {name!r} (known: {known})")
         cls = SCHEDULERS[node.func.id]
         if cls is ReduceLROnPlateau:
-            raise SpecError("ReduceLROnPlateau depends on a metric, not on the step: cannot plot it")
+            raise SpecError("ReduceLROnPlateau follows a metric, not the step: cannot plot it")
         args = [_evaluate(a, optimizer, source) for a in node.args]
         kwargs = {k.arg: _evaluate(k.value, optimizer, source) for k in node.keywords if k.arg}
         wraps_scheduler = node.func.id in ("WarmupLR", "WarmUpLR") and (
@@ -154,8 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         print(
-            "error: drawing needs matplotlib: pip install 'flowoptim-sched[plot]' "
-            "(or use --csv)",
+            "error: drawing needs matplotlib: pip install 'flowoptim-sched[plot]' (or use --csv)",
             file=sys.stderr,
         )
         return 2

@@ -57,9 +57,7 @@ def exponential_lr(base_lr: float, step: int, *, gamma: float) -> float:
     return base_lr * gamma**step
 
 
-def cosine_annealing_lr(
-    base_lr: float, step: int, *, T_max: float, eta_min: float = 0.0
-) -> float:
+def cosine_annealing_lr(base_lr: float, step: int, *, T_max: float, eta_min: float = 0.0) -> float:
     r"""CosineAnnealingLR: :math:`\eta_{min} + (b-\eta_{min})\,(1+\cos(\pi s/T_{max}))/2`.
 
     Not clamped at ``T_max``: past it the cosine continues, so the lr climbs back to ``b`` at
@@ -123,7 +121,7 @@ def linear_lr(
 ) -> float:
     r"""LinearLR: :math:`b\,(sf + (ef-sf)\,s/T)` for :math:`s < T`, then :math:`b\cdot ef`."""
     if step < total_iters:
-        return base_lr * (start_factor + (end_factor - start_factor) * (step / total_iters))
+        return base_lr * (start_factor + (end_factor - start_factor) * step / total_iters)
     return base_lr * end_factor
 
 
@@ -236,9 +234,9 @@ def warmup_lr(
         else:
             end_lr = after(base_lr, warmup_iters)
             if base_lr == 0:
-                return end_lr * (step / warmup_iters)
+                return end_lr * step / warmup_iters
             end_factor = end_lr / base_lr
-        return base_lr * (warmup_factor + (end_factor - warmup_factor) * (step / warmup_iters))
+        return base_lr * (warmup_factor + (end_factor - warmup_factor) * step / warmup_iters)
     if after is None:
         return base_lr
     return after(base_lr, step - warmup_iters if warmup_prefix else step)

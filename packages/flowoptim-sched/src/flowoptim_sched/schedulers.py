@@ -18,8 +18,8 @@ from .base import ClosedFormLR, check_optimizer
 
 __all__ = [
     "ConstantLR",
-    "CosineAnnealingWarmRestarts",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
     "CosineDecayLR",
     "ExponentialLR",
     "LambdaLR",
