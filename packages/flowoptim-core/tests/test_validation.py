@@ -49,7 +49,7 @@ BAD_HYPERPARAMETERS = [
     ids=[f"{c.__name__}-{'-'.join(k)}-{i}" for i, (c, k, _, _) in enumerate(BAD_HYPERPARAMETERS)],
 )
 def test_bad_hyperparameter(cls, kwargs, exc, fragment):
-    with pytest.raises(exc, match="Invalid|requires") as info:
+    with pytest.raises(exc, match=r"Invalid|requires") as info:
         cls([p()], **kwargs)
     assert fragment in str(info.value)
 
