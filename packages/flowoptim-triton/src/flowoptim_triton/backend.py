@@ -1,0 +1,496 @@
+"""The ``triton`` backend: :class:`TritonBackend`, a ``flowoptim.backends.Backend``.
+
+Each functional turns the Python hyperparameters into float32 kernel scalars (Note [float32
+hyperparameters] in ``flowoptim.backends.base``: every scalar below is what float32 arithmetic on
+the rounded values gives) and issues one multi-tensor launch per pass for the whole partition
+(Note [multi-tensor addressing] in :mod:`flowoptim_triton.kernels`).
+
+Note [LAMB passes]
+------------------
+LAMB needs per-tensor norms of ``p`` and of the Adam direction ``u`` before it can update ``p``.
+Pass 1 reads p, g, m, v (and vmax), writes m, v (and vmax), and writes one partial of ``||p||^2``
+and of ``||u||^2`` per chunk (``u`` from the *stored*, dtype-rounded state, exactly as pass 2
+will recompute it). A tiny launch (one program per tensor, O(chunks) bytes) sums each tensor's
+partials in chunk order and stores ``lr * trust`` per tensor. Pass 2 reads p, m, v (vmax with
+amsgrad), recomputes ``u`` and writes p. No full-size temporary; fp32 traffic is 20 + 4 (pass 1
+reads 16 writes 8 ... = 24) + 16 = 40 bytes per parameter (amsgrad: +12). The per-tensor
+combination is a separate launch rather than being redone by every program of pass 2, because
+a tensor of k chunks would otherwise read its k partials k times (quadratic in tensor size).
+
+Note [fused clip]
+-----------------
+``Optimizer.clip_grad()`` computes the total norm with :meth:`TritonBackend.grad_norm` (one
+multi-tensor partial-norm launch plus one single-program final reduce, both deterministic) and
+the coefficient on the device. By default it then calls :meth:`TritonBackend.scale_` (one
+multi-tensor launch; the coefficient is read through a device pointer: no host sync), and
+clip + Adam moves 4 + 8 + 28 = 40 bytes per fp32 parameter. With ``clip_grad(fused=True)`` the
+optimizer passes the coefficient as ``grad_scale`` instead and every update kernel multiplies
+``g`` by it as it loads it (rounded to the grad dtype, before maximize and weight decay), leaving
+the grads unscaled: 4 + 28 = 32 bytes per parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from flowoptim.backends.base import Backend, bias_corrections, f32
+from torch import Tensor
+
+from . import launch as L
+
+__all__ = ["TritonBackend"]
+
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _sqrt32(x: float) -> float:
+    return f32(math.sqrt(x))
+
+
+def _torch_ct(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class TritonBackend(Backend):
+    """Multi-tensor Triton kernels for every flowoptim update (see docs/design/triton-backend.md).
+
+    ``chunk``: elements per program (default: 65536 on CUDA, 2048 under the interpreter);
+    ``configs``: the elementwise launch configs to tune over (default: ``autotune_configs``).
+    """
+
+    name = "triton"
+
+    def __init__(self, chunk: int | None = None, configs: Sequence | None = None):
+        self.engine = L.Engine(chunk=chunk, configs=configs)
+
+    # ------------------------------------------------------------------ availability
+    def is_available(self) -> bool:
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return False
+        return L.interpreted() or torch.cuda.is_available()
+
+    def check_tensors(self, params: Sequence[Tensor]) -> None:
+        interp = L.interpreted()
+        device = None
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"param {i} is a {type(p).__name__}, not a tensor")
+            if p.dtype not in SUPPORTED_DTYPES:
+                raise TypeError(
+                    f"param {i} has dtype {p.dtype}; the triton backend supports float32, "
+                    "float16, bfloat16 and float64"
+                )
+            if interp:
+                if p.device.type != "cpu":
+                    raise ValueError(
+                        f"param {i} is on {p.device}; under TRITON_INTERPRET=1 the triton "
+                        "backend runs CPU tensors only"
+                    )
+            elif p.device.type != "cuda":
+                raise ValueError(
+                    f"param {i} is on {p.device}; the triton backend needs CUDA tensors "
+                    "(CPU tensors only with TRITON_INTERPRET=1 set before triton kernels are "
+                    "loaded); use backend='reference' for CPU tensors"
+                )
+            if device is None:
+                device = p.device
+            elif p.device != device:
+                raise ValueError(
+                    f"param {i} is on {p.device} but param 0 is on {device}; the triton "
+                    "backend updates one device per call"
+                )
+
+    # ------------------------------------------------------------------ helpers
+    def _scale_arg(self, grad_scale: Tensor | None, plan_or_device) -> tuple[Tensor | None, bool]:
+        if grad_scale is None:
+            return None, False
+        device = plan_or_device
+        if not isinstance(grad_scale, Tensor) or grad_scale.numel() != 1:
+            raise TypeError("grad_scale must be None or a 0-d tensor (Note [grad_scale])")
+        if grad_scale.device != device:
+            grad_scale = grad_scale.to(device, non_blocking=True)
+        return grad_scale, True
+
+    def _update(
+        self,
+        name: str,
+        kernel,
+        operands: list[list[Tensor]],
+        written: list[bool],
+        make_args,
+        constexprs: dict,
+        grad_scale: Tensor | None,
+    ) -> None:
+        """Stage odd layouts, launch once over the partition, copy staged results back."""
+        if not operands[0]:
+            return
+        self.check_tensors(operands[0][:1])
+        ops, writeback = L.stage(operands, written)
+        dtype = ops[0][0].dtype
+        gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
+        constexprs = dict(constexprs)
+        constexprs.update(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype))
+        if "HAS_GRAD_SCALE" in constexprs:
+            constexprs["HAS_GRAD_SCALE"] = has_gs
+        self.engine.run(
+            name,
+            kernel,
+            ops,
+            written,
+            lambda pl: make_args(pl, gs if has_gs else pl.sizes),
+            constexprs,
+            validate=self.check_tensors,
+        )
+        for orig, tmp in writeback:
+            orig.copy_(tmp)
+
+    @staticmethod
+    def _k():
+        return L._kernels()
+
+    # ------------------------------------------------------------------ updates (spec §2)
+    def sgd(
+        self,
+        params,
+        grads,
+        momentum_buffers,
+        *,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov,
+        maximize,
+        grad_scale,
+    ):
+        has_m = momentum_buffers is not None
+        operands = [list(params), list(grads)] + ([list(momentum_buffers)] if has_m else [])
+        lr32, mom, wd = f32(lr), f32(momentum), f32(weight_decay)
+        omd = f32(1.0 - f32(dampening))
+
+        def args(pl, gs):
+            buf = pl.tables[2] if has_m else pl.tables[0]
+            return (pl.tables[0], pl.tables[1], buf, pl.chunk_tensor, pl.chunk_start, pl.sizes,
+                    gs, lr32, mom, omd, wd, pl.chunk)  # fmt: skip
+
+        self._update(
+            "sgd",
+            self._k().sgd_kernel,
+            operands,
+            [True, False, True][: len(operands)],
+            args,
+            dict(
+                HAS_MOMENTUM=has_m,
+                NESTEROV=bool(nesterov) and has_m,
+                MAXIMIZE=bool(maximize),
+                HAS_GRAD_SCALE=False,
+            ),
+            grad_scale,
+        )
+
+    @staticmethod
+    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction):
+        b1, b2 = f32(beta1), f32(beta2)
+        bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
+        lr32, wd = f32(lr), f32(weight_decay)
+        return dict(
+            lr=lr32,
+            beta1=b1,
+            omb1=f32(1.0 - b1),
+            beta2=b2,
+            omb2=f32(1.0 - b2),
+            bc1=bc1,
+            step_size=f32(lr32 / bc1),
+            sqrt_bc2=_sqrt32(bc2),
+            eps=f32(eps),
+            wd=wd,
+            lr_wd=f32(lr32 * wd),
+        )
+
+    def adam(
+        self,
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        *,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled_weight_decay,
+        amsgrad,
+        do_bias_correction,
+        grad_scale,
+    ):
+        amsgrad = bool(amsgrad) and max_exp_avg_sqs is not None
+        operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
+        if amsgrad:
+            operands.append(list(max_exp_avg_sqs))
+        s = self._adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction)
+
+        def args(pl, gs):
+            vmax = pl.tables[4] if amsgrad else pl.tables[3]
+            return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], vmax,
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs,
+                    s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["step_size"], s["sqrt_bc2"],
+                    s["eps"], s["wd"], s["lr_wd"], pl.chunk)  # fmt: skip
+
+        self._update(
+            "adam",
+            self._k().adam_kernel,
+            operands,
+            [True, False, True, True, True][: len(operands)],
+            args,
+            dict(AMSGRAD=amsgrad, DECOUPLED=bool(decoupled_weight_decay), HAS_GRAD_SCALE=False),
+            grad_scale,
+        )
+
+    def lamb(
+        self,
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        *,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        adam_w_mode,
+        amsgrad,
+        do_bias_correction,
+        grad_scale,
+    ):
+        if not params:
+            return
+        k = self._k()
+        amsgrad = bool(amsgrad) and max_exp_avg_sqs is not None
+        adam_w = bool(adam_w_mode)
+        operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
+        if amsgrad:
+            operands.append(list(max_exp_avg_sqs))
+        written = [False, False, True, True, True][: len(operands)]
+        s = self._adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction)
+        self.check_tensors(operands[0][:1])
+        ops, writeback = L.stage(operands, [True, *written[1:]])
+        dtype = ops[0][0].dtype
+        ct = _torch_ct(dtype)
+        DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
+        gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
+        eng = self.engine
+        plan = eng.plan("lamb", ops, self.check_tensors)
+        if plan.n_chunks:
+            vi = 4 if amsgrad else 3
+            w_part = plan.buffer("w_part", plan.n_chunks, ct)
+            u_part = plan.buffer("u_part", plan.n_chunks, ct)
+            lr_trust = plan.buffer("lr_trust", plan.n_tensors, ct)
+
+            def args1(pl, gs=gs if has_gs else plan.sizes):
+                return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.tables[vi],
+                        pl.chunk_tensor, pl.chunk_start, pl.sizes, gs,
+                        pl.buffer("w_part", pl.n_chunks, ct), pl.buffer("u_part", pl.n_chunks, ct),
+                        s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["bc1"], s["sqrt_bc2"],
+                        s["eps"], s["wd"], pl.chunk)  # fmt: skip
+
+            eng.run(
+                "lamb1",
+                k.lamb_pass1_kernel,
+                ops,
+                written,
+                args1,
+                dict(AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, DT=DT, CT=CT),
+                tunable=False,
+                plan=plan,
+            )
+            from .autotune_configs import RBLOCK
+
+            eng.launch(
+                k.lamb_trust_kernel,
+                (plan.n_tensors,),
+                (w_part, u_part, plan.tensor_chunk0, plan.tensor_nchunks, lr_trust, s["lr"]),
+                dict(CT=CT, RBLOCK=RBLOCK),
+            )
+
+            def args2(pl):
+                return (pl.tables[0], pl.tables[2], pl.tables[vi], pl.chunk_tensor,
+                        pl.chunk_start, pl.sizes, pl.buffer("lr_trust", pl.n_tensors, ct),
+                        s["bc1"], s["sqrt_bc2"], s["eps"], s["wd"], pl.chunk)  # fmt: skip
+
+            eng.run(
+                "lamb2",
+                k.lamb_pass2_kernel,
+                ops,
+                [True] + [False] * (len(ops) - 1),
+                args2,
+                dict(ADAM_W=adam_w, DT=DT, CT=CT),
+                plan=plan,
+            )
+        for orig, tmp in writeback:
+            orig.copy_(tmp)
+
+    def rmsprop(
+        self,
+        params,
+        grads,
+        square_avgs,
+        grad_avgs,
+        momentum_buffers,
+        *,
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        centered,
+        grad_scale,
+    ):
+        centered = bool(centered) and grad_avgs is not None
+        has_m = momentum_buffers is not None
+        operands = [list(params), list(grads), list(square_avgs)]
+        gi = bi = 2
+        if centered:
+            gi = len(operands)
+            operands.append(list(grad_avgs))
+        if has_m:
+            bi = len(operands)
+            operands.append(list(momentum_buffers))
+        a = f32(alpha)
+        sc = (f32(lr), a, f32(1.0 - a), f32(eps), f32(weight_decay), f32(momentum))
+
+        def args(pl, gs):
+            return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[gi], pl.tables[bi],
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, *sc, pl.chunk)  # fmt: skip
+
+        self._update(
+            "rmsprop",
+            self._k().rmsprop_kernel,
+            operands,
+            [True, False] + [True] * (len(operands) - 2),
+            args,
+            dict(CENTERED=centered, HAS_MOMENTUM=has_m, HAS_GRAD_SCALE=False),
+            grad_scale,
+        )
+
+    def adagrad(
+        self, params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps, grad_scale
+    ):
+        lr32, lrd = f32(lr), f32(lr_decay)
+        clr = f32(lr32 / f32(1.0 + f32((step - 1) * lrd)))
+        sc = (clr, f32(eps), f32(weight_decay))
+
+        def args(pl, gs):
+            return (pl.tables[0], pl.tables[1], pl.tables[2], pl.chunk_tensor, pl.chunk_start,
+                    pl.sizes, gs, *sc, pl.chunk)  # fmt: skip
+
+        self._update(
+            "adagrad",
+            self._k().adagrad_kernel,
+            [list(params), list(grads), list(state_sums)],
+            [True, False, True],
+            args,
+            dict(HAS_GRAD_SCALE=False),
+            grad_scale,
+        )
+
+    def adadelta(
+        self, params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, grad_scale
+    ):
+        r = f32(rho)
+        sc = (f32(lr), r, f32(1.0 - r), f32(eps), f32(weight_decay))
+
+        def args(pl, gs):
+            return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.chunk_tensor,
+                    pl.chunk_start, pl.sizes, gs, *sc, pl.chunk)  # fmt: skip
+
+        self._update(
+            "adadelta",
+            self._k().adadelta_kernel,
+            [list(params), list(grads), list(square_avgs), list(acc_deltas)],
+            [True, False, True, True],
+            args,
+            dict(HAS_GRAD_SCALE=False),
+            grad_scale,
+        )
+
+    # ------------------------------------------------------------------ clip_grad (spec §3)
+    def grad_norm(self, grads: list[Tensor], norm_type: float) -> Tensor:
+        k = self._k()
+        grads = [g for g in grads if g.numel() > 0] or list(grads)
+        if not grads:
+            return torch.zeros((), dtype=torch.float32)
+        self.check_tensors(grads)
+        p = float(norm_type)
+        if math.isinf(p):
+            kind = k.NORM_INF if p > 0 else k.NORM_NEG_INF
+        elif p == 0:
+            kind = k.NORM_ZERO
+        elif p == 1:
+            kind = k.NORM_L1
+        elif p == 2:
+            kind = k.NORM_L2
+        else:
+            kind = k.NORM_P
+        kind = int(kind.value if hasattr(kind, "value") else kind)
+        ops, _ = L.stage([list(grads)], [False])
+        dtype = ops[0][0].dtype
+        ct = _torch_ct(dtype)
+        DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
+        eng = self.engine
+        plan = eng.plan("norm", ops)
+        part = plan.buffer("norm_part", plan.n_chunks, ct)
+        p32 = f32(p) if not math.isinf(p) else 0.0
+        eng.run(
+            "norm",
+            k.norm_partial_kernel,
+            ops,
+            [False],
+            lambda pl: (pl.tables[0], pl.chunk_tensor, pl.chunk_start, pl.sizes,
+                        pl.buffer("norm_part", pl.n_chunks, ct), p32, pl.chunk),  # fmt: skip
+            dict(NORM=kind, DT=DT, CT=CT),
+            tunable=False,
+            plan=plan,
+        )
+        out = torch.empty((), dtype=ct, device=plan.device)
+        from .autotune_configs import RBLOCK
+
+        eng.launch(
+            k.norm_final_kernel,
+            (1,),
+            (part, plan.n_chunks, plan.tensor_chunk0, plan.tensor_nchunks, plan.n_tensors, out,
+             p32),  # fmt: skip
+            dict(NORM=kind, CT=CT, RBLOCK=RBLOCK),
+        )
+        return out
+
+    def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
+        tensors = [t for t in tensors if t.numel() > 0]
+        if not tensors:
+            return
+        self.check_tensors(tensors[:1])
+        ops, writeback = L.stage([tensors], [True])
+        dtype = ops[0][0].dtype
+        coef = self._scale_arg(coef, ops[0][0].device)[0]
+
+        self.engine.run(
+            "scale",
+            self._k().scale_kernel,
+            ops,
+            [True],
+            lambda pl: (pl.tables[0], pl.chunk_tensor, pl.chunk_start, pl.sizes, coef, pl.chunk),
+            dict(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype)),
+            validate=self.check_tensors,
+        )
+        for orig, tmp in writeback:
+            orig.copy_(tmp)
+
