@@ -1,0 +1,29 @@
+import pytest
+import torch
+
+
+def _make_sgd(*lrs: float) -> torch.optim.SGD:
+    """A torch.optim.SGD with one one-element parameter per lr, one group each."""
+    lrs = lrs or (0.1,)
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs]
+    return torch.optim.SGD(groups, lr=lrs[0])
+
+
+@pytest.fixture
+def make_sgd():
+    return _make_sgd
+
+
+def run(scheduler, steps: int) -> list[list[float]]:
+    """Group lrs after construction and after each of ``steps`` steps."""
+    opt = scheduler.optimizer
+    out = [[float(g["lr"]) for g in opt.param_groups]]
+    for _ in range(steps):
+        scheduler.step()
+        out.append([float(g["lr"]) for g in opt.param_groups])
+    return out
+
+
+@pytest.fixture
+def run_lrs():
+    return run
