@@ -1,4 +1,4 @@
-"""flowoptim-conformance: formula-derived test vectors that any flowoptim backend can be run against.
+"""flowoptim-conformance: formula-derived test vectors that any flowoptim backend can run against.
 
     python -m flowoptim_conformance --backend reference          # the command
     flowoptim_conformance.run("reference", "cpu", "float32")     # the Python API -> Report

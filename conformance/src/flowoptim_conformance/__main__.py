@@ -23,27 +23,68 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m flowoptim_conformance",
         description="Run flowoptim's formula-derived conformance vectors against a backend.",
     )
-    ap.add_argument("--backend", action="append", default=[], metavar="NAME",
-                    help="a registered backend name or 'module:attribute' (repeatable)")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                    help="device of the tensors (default cpu)")
-    ap.add_argument("--dtype", action="append", default=[],
-                    help="float32, float64, float16 or bfloat16 (repeatable; default float32 and "
-                         "float64, plus float16 and bfloat16 on cuda)")
-    ap.add_argument("--torch-adapter", action="store_true",
-                    help="also run torch.optim where it has the algorithm, for information")
-    ap.add_argument("--xfail", metavar="FILE",
-                    help="xfail file ('CASE-ID[@DTYPE]: reason' lines) for the named backends")
-    ap.add_argument("--case", action="append", default=[], metavar="PATTERN",
-                    help="only case ids matching this fnmatch pattern (repeatable)")
-    ap.add_argument("--family", action="append", default=[],
-                    help="only this table row, e.g. Adam or clip_grad (repeatable)")
-    ap.add_argument("--max-numel", type=int, default=None, metavar="N",
-                    help="skip cases with a parameter of more than N elements")
-    ap.add_argument("--quick", action="store_true",
-                    help="shorthand for --max-numel 64 (e.g. Triton's interpreter)")
-    ap.add_argument("--max-failures", type=int, default=50, metavar="K",
-                    help="print at most K reproducers (0: all; default 50)")
+    ap.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a registered backend name or 'module:attribute' (repeatable)",
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        choices=["cpu", "cuda"],
+        help="device of the tensors (default cpu)",
+    )
+    ap.add_argument(
+        "--dtype",
+        action="append",
+        default=[],
+        help="float32, float64, float16 or bfloat16 (repeatable; default float32 and "
+        "float64, plus float16 and bfloat16 on cuda)",
+    )
+    ap.add_argument(
+        "--torch-adapter",
+        action="store_true",
+        help="also run torch.optim where it has the algorithm, for information",
+    )
+    ap.add_argument(
+        "--xfail",
+        metavar="FILE",
+        help="xfail file ('CASE-ID[@DTYPE]: reason' lines) for the named backends",
+    )
+    ap.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only case ids matching this fnmatch pattern (repeatable)",
+    )
+    ap.add_argument(
+        "--family",
+        action="append",
+        default=[],
+        help="only this table row, e.g. Adam or clip_grad (repeatable)",
+    )
+    ap.add_argument(
+        "--max-numel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="skip cases with a parameter of more than N elements",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorthand for --max-numel 64 (e.g. Triton's interpreter)",
+    )
+    ap.add_argument(
+        "--max-failures",
+        type=int,
+        default=50,
+        metavar="K",
+        help="print at most K reproducers (0: all; default 50)",
+    )
     ap.add_argument("--list", action="store_true", help="list the case ids and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every case's verdict")
     return ap  # fmt: skip
@@ -107,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
           f"dtypes {', '.join(dtypes)}")  # fmt: skip
     print(format_table(report))
     if report.informational:
-        print("(info) columns: torch.optim where it has the algorithm; 'depart' shows where "
-              "torch.optim differs from OneFlow's semantics; never counted as a failure.")
+        print(
+            "(info) columns: torch.optim where it has the algorithm; 'depart' shows where "
+            "torch.optim differs from OneFlow's semantics; never counted as a failure."
+        )
     fails = report.failures()
     if fails:
         print()

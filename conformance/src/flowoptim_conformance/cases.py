@@ -579,7 +579,8 @@ def sched_cases() -> list[dict]:
                       sched=_s("PolynomialLR", decay_batch=5, end_learning_rate=0.1, cycle=True),
                       base_lrs=[1.0, 0.5], steps=[{}] * 6))  # fmt: skip
     plateau = [
-        ("min", dict(mode="min", patience=2), [1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.9, 0.9, 0.9, 0.9]),
+        ("min", dict(mode="min", patience=2),
+         [1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.9, 0.9, 0.9, 0.9]),
         ("max", dict(mode="max", patience=1, factor=0.5),
          [0.1, 0.2, 0.2, 0.15, 0.3, 0.3, 0.3, 0.3]),
         ("abs-threshold", dict(threshold_mode="abs", threshold=0.1, patience=1, factor=0.5),

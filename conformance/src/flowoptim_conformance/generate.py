@@ -72,9 +72,8 @@ def _sched_vector(case: dict) -> dict:
     out = dict(case)
     spec, bases = case["sched"], case["base_lrs"]
     if spec["kind"] == "ReduceLROnPlateau":
-        lrs = [list(bases)] + formulas.plateau_lrs(
-            spec["kwargs"], bases, [s["metric"] for s in case["steps"]]
-        )
+        metrics = [s["metric"] for s in case["steps"]]
+        lrs = [list(bases), *formulas.plateau_lrs(spec["kwargs"], bases, metrics)]
     else:
         first = case.get("last_step", -1) + 1
         lrs = []

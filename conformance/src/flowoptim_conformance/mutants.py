@@ -10,6 +10,7 @@ import math
 import weakref
 
 import torch
+
 from flowoptim.backends.reference import ReferenceBackend
 
 __all__ = [

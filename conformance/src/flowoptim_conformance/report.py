@@ -68,7 +68,7 @@ def format_table(report: Report) -> str:
     totals = defaultdict(lambda: defaultdict(int))
     for fam in families:
         row = fam.ljust(fw)
-        for (s, d, keys, names), w in zip(cols, widths, strict=True):
+        for (s, d, keys, _names), w in zip(cols, widths, strict=True):
             label = f"{s} {d}" + (" (info)" if s in report.informational else "")
             w = max(w, len(label) + 2)
             c = counts.get((s, d, fam))
@@ -82,7 +82,7 @@ def format_table(report: Report) -> str:
         lines.append(row.rstrip())
     lines.append("-" * len(head2.rstrip()))
     row = "total".ljust(fw)
-    for (s, d, keys, names), w in zip(cols, widths, strict=True):
+    for (s, d, keys, _names), w in zip(cols, widths, strict=True):
         label = f"{s} {d}" + (" (info)" if s in report.informational else "")
         w = max(w, len(label) + 2)
         row += "".join(str(totals[(s, d)].get(k, 0)).rjust(8) for k in keys).ljust(w)

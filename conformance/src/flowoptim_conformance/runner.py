@@ -15,7 +15,8 @@ float64 and float32 runs compare with the vectors themselves (float64 formulas o
 so the same inputs feed both). float16 and bfloat16 runs re-derive the expected values from the
 same inputs with :func:`flowoptim_conformance.formulas.simulate` and the storage rounding of the
 dtype (inputs, parameters and state rounded after every step), because a low-precision optimizer
-legitimately ends far from the float64 trajectory. Tolerances: :mod:`flowoptim_conformance.tolerances`.
+legitimately ends far from the float64 trajectory. Tolerances: see
+:mod:`flowoptim_conformance.tolerances`.
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def check_xfail_patterns(xfails: dict[str, str], case_ids: Iterable[str]) -> Non
 
 # ---------------------------------------------------------------------------- comparison
 def _fmt(x: float) -> str:
-    return f"{x!r} ({float(x).hex()})" if math.isfinite(x) else repr(x)
+    x = float(x)
+    return f"{x!r} ({x.hex()})" if math.isfinite(x) else repr(x)
 
 
 def compare(
@@ -431,7 +433,7 @@ def _scales(expected: list[dict]) -> dict[str, float]:
 
 def _compare_state(where: str, opt: Any, p: torch.Tensor, want: dict, tol: Tolerance,
                    scales: dict[str, float]) -> None:  # fmt: skip
-    got = opt.state[p] if p in opt.state else {}
+    got = opt.state.get(p, {})
     tensors = {k: v for k, v in got.items() if k != "step" and isinstance(v, torch.Tensor)}
     want_tensors = {k: v for k, v in want.items() if k != "step"}
     if not want:
@@ -502,7 +504,8 @@ def _run_error(case: dict, subject: Any, device: str, dtype: str) -> None:
     raises, names = case["raises"], case.get("names")
     if case["target"] == "constructor":
         _check_raises(f"{name}(params, **{kwargs})",
-                      lambda: subject.optimizer(name, [param()], kwargs), raises, names)  # fmt: skip
+                      lambda: subject.optimizer(name, [param()], kwargs), raises,
+                      names)  # fmt: skip
     elif case["target"] == "add_param_group":
         opt = subject.optimizer(name, [param()], {})
         _check_raises(f"{name}.add_param_group({{'params': [p], **{kwargs}}})",
@@ -519,7 +522,8 @@ def _run_error(case: dict, subject: Any, device: str, dtype: str) -> None:
         }
         form = case["form"]
         _check_raises(f"{name}(<params: {form}>)",
-                      lambda: subject.optimizer(name, forms[form](), {}), raises, names)  # fmt: skip
+                      lambda: subject.optimizer(name, forms[form](), {}), raises,
+                      names)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- schedulers
