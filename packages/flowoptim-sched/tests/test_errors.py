@@ -58,6 +58,7 @@ VALUE_ERRORS = [
         r"interval_rescaling: \[True, False\]",
     ),
     (lambda o: fs.SequentialLR(o, [], []), r"schedulers: \[\]"),
+    (lambda o: fs.ChainedScheduler([]), r"schedulers: \[\]"),
     (lambda o: fs.SequentialLR(o, [fs.StepLR(_sgd(), 2)], []), r"different optimizer"),
     (lambda o: fs.ChainedScheduler([fs.StepLR(o, 2), fs.StepLR(_sgd(), 2)]), r"schedulers\[1\]"),
     (lambda o: fs.ChainedScheduler([fs.ReduceLROnPlateau(o)]), r"ReduceLROnPlateau"),
@@ -97,12 +98,13 @@ NOT_AN_OPTIMIZER = [
     lambda: fs.ReduceLROnPlateau(object()),
     lambda: fs.WarmupLR(42),
     lambda: fs.SequentialLR({"lr": 0.1}, [], []),
+    lambda: fs.ChainedScheduler("not a list"),
 ]
 
 
 @pytest.mark.parametrize("call", NOT_AN_OPTIMIZER)
 def test_non_optimizer_is_a_type_error(call):
-    with pytest.raises(TypeError, match=r"expected a torch.optim.Optimizer|expected a flowoptim"):
+    with pytest.raises(TypeError, match=r"expected a torch.optim.Optimizer|expected a flowoptim|expected a list"):
         call()
 
 

@@ -178,10 +178,13 @@ class ChainedScheduler(ClosedFormLR):
         last_epoch: int | None = None,
     ) -> None:
         if optimizer is None:
-            first = schedulers[0] if isinstance(schedulers, (list, tuple)) and schedulers else None
-            optimizer = getattr(first, "optimizer", None)
-            if first is not None:
-                _check_child("ChainedScheduler", 0, first)
+            if not isinstance(schedulers, (list, tuple)):
+                raise TypeError(
+                    f"Invalid schedulers: {type(schedulers).__name__} object (expected a list)"
+                )
+            if len(schedulers) == 0:
+                raise ValueError("Invalid schedulers: [] (expected at least one scheduler)")
+            optimizer = _check_child("ChainedScheduler", 0, schedulers[0]).optimizer
         check_optimizer(optimizer)
         self.schedulers = _check_children("ChainedScheduler", schedulers, optimizer)
         super().__init__(optimizer, last_step, verbose, last_epoch=last_epoch)
