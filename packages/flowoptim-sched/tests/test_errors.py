@@ -104,7 +104,9 @@ NOT_AN_OPTIMIZER = [
 
 @pytest.mark.parametrize("call", NOT_AN_OPTIMIZER)
 def test_non_optimizer_is_a_type_error(call):
-    with pytest.raises(TypeError, match=r"expected a torch.optim.Optimizer|expected a flowoptim|expected a list"):
+    with pytest.raises(
+        TypeError, match=r"expected a torch.optim.Optimizer|expected a flowoptim|expected a list"
+    ):
         call()
 
 
