@@ -90,3 +90,17 @@ def test_module_entry_point_runs_from_outside_the_checkout(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "2 passed, 0 failed"
+
+
+def test_pytest_plugin_runs_cases_only_when_enabled(tmp_path):
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]
+    (tmp_path / "test_nothing.py").write_text("def test_x():\n    pass\n")
+    inert = subprocess.run(base, capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert "1 passed" in inert.stdout, inert.stdout
+    enabled = subprocess.run(
+        [*base, "--conformance-backend", "reference", "--conformance-dtype", "float32",
+         "-k", "worked"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    assert "passed" in enabled.stdout and "1 passed" not in enabled.stdout
