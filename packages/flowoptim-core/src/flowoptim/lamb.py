@@ -36,6 +36,9 @@ class LAMB(Optimizer):
     """
 
     _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    # per-tensor norms: on DTensor params (FSDP2) they are reduced across the mesh through the
+    # backend's norm_reduce hook (Note [DTensor parameters] in flowoptim.optimizer)
+    _reduces_norms = True
 
     def __init__(
         self,
@@ -64,7 +67,9 @@ class LAMB(Optimizer):
     def _init_state(self, p, state, group) -> None:
         init_adam_state(p, state, group)
 
-    def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
+    def _update(
+        self, backend, group, params, grads, states, step, grad_scale, norm_reduce=None
+    ) -> None:
         exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(params, states, group)
         beta1, beta2 = group["betas"]
         backend.lamb(
@@ -83,4 +88,6 @@ class LAMB(Optimizer):
             amsgrad=group["amsgrad"],
             do_bias_correction=group["do_bias_correction"],
             grad_scale=grad_scale,
+            # only passed when set, so backends without the hook keep working on plain tensors
+            **({} if norm_reduce is None else {"norm_reduce": norm_reduce}),
         )

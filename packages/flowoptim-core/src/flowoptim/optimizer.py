@@ -15,10 +15,24 @@ Note [step phases]
 ``step()`` first checks every group (sparse gradients, gradient dtype and shape, backend choice and
 ``check_tensors``) and only then creates state and updates anything, so a bad input raises with
 every parameter and state untouched.
+
+Note [DTensor parameters]
+-------------------------
+Parameters may be DTensors (FSDP2's ``fully_shard``, tensor parallelism). Their state is created
+with ``zeros_like(p)`` and is therefore a DTensor with the parameter's mesh and placements (as
+torch's optimizers under FSDP2), so ``torch.distributed.checkpoint`` saves and loads it sharded;
+the per-parameter ``step`` stays a plain 0-d tensor. Backends never see a DTensor: ``step`` hands
+them the local shards (``to_local()``) of params, grads and state, and wraps any state tensor the
+update creates back into a DTensor. LAMB's per-tensor norms (through the backend's
+``norm_reduce`` hook) and ``clip_grad``'s total are reduced across the mesh, one collective per
+group (Note [norm reduction across ranks] in ``flowoptim.distributed``). Groups whose tensors
+cannot be reduced together are a ``ValueError`` before anything is modified. Plain tensors take
+exactly the non-distributed path.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections import defaultdict
@@ -30,6 +44,7 @@ import torch
 from torch import Tensor
 
 from . import backends as _backends
+from . import distributed as _dist
 from ._validation import validate_options
 from .backends.base import Backend
 
@@ -67,6 +82,9 @@ class Optimizer(torch.optim.Optimizer):
     support_sparse: bool = False
     #: names of the per-parameter state tensors, besides ``step``
     _state_names: tuple[str, ...] = ()
+    #: whether the update takes per-tensor norms (LAMB): on DTensors it needs the backend's
+    #: ``norm_reduce`` hook and its groups must be reducible (Note [DTensor parameters])
+    _reduces_norms: bool = False
 
     def __init__(
         self,
@@ -165,8 +183,12 @@ class Optimizer(torch.optim.Optimizer):
         group.setdefault("clip_grad_max_norm", None)
         group.setdefault("clip_grad_norm_type", 2.0)
         validate_options(group)
+        if self._reduces_norms or group["clip_grad_max_norm"] is not None:
+            # DTensors whose norms cannot be reduced together: error now (Note [DTensor
+            # parameters]); plain tensors: None, nothing to check
+            _dist.group_layout(params, group_index=len(self.param_groups))
         if self._explicit_backend is not None:
-            self._explicit_backend.check_tensors(params)
+            self._explicit_backend.check_tensors([_dist.local(p) for p in params])
         group["params"] = params
         group["step"] = self.global_step if self.param_groups else 0
         self.param_groups.append(group)
@@ -251,18 +273,21 @@ class Optimizer(torch.optim.Optimizer):
             plan = []
             for gi, group in enumerate(self.param_groups):
                 pairs = self._check_grads(gi, group)
+                layout = self._dtensor_layout(gi, group, pairs, self._reduces_norms)
                 parts = []
                 for (device, _), idx in self._partition([p for p, _ in pairs]).items():
                     backend = self._backend_for(device)
                     params = [pairs[i][0] for i in idx]
-                    backend.check_tensors(params)
+                    backend.check_tensors([_dist.local(p) for p in params])
+                    if layout is not None and self._reduces_norms:
+                        _check_norm_reduce(backend, type(self).__name__)
                     parts.append((backend, params, [pairs[i][1] for i in idx]))
-                plan.append((gi, group, parts))
+                plan.append((gi, group, parts, layout))
             # phase 2: update
             step = self.global_step + 1
             self._set_global_step(step)
             step_tensors: list[Tensor] = []
-            for gi, group, parts in plan:
+            for gi, group, parts, layout in plan:
                 coef = self._pending_clip.pop(gi, None)
                 for backend, params, grads in parts:
                     states = []
@@ -274,12 +299,90 @@ class Optimizer(torch.optim.Optimizer):
                         states.append(state)
                         step_tensors.append(state["step"])
                     scale = None if coef is None else coef.to(params[0].device)
-                    self._update(backend, group, params, grads, states, step, scale)
+                    if layout is None:
+                        self._update(backend, group, params, grads, states, step, scale)
+                    else:
+                        self._update_local(
+                            backend, group, params, grads, states, step, scale, layout
+                        )
             if step_tensors:
                 torch._foreach_zero_(step_tensors)
                 torch._foreach_add_(step_tensors, float(step))
             self._pending_clip.clear()
         return loss
+
+    def _dtensor_layout(
+        self,
+        gi: int,
+        group: dict[str, Any],
+        pairs: list[tuple[Tensor, Tensor]],
+        reducible: bool,
+    ) -> _dist.GroupLayout | None:
+        """None for plain tensors; else check the group's DTensors (Note [DTensor parameters]).
+
+        ``reducible``: the group's norms are reduced, so its tensors must share one mesh (LAMB,
+        clip_grad); otherwise only each gradient's layout is checked against its parameter's.
+        """
+        if _dist.dtensor_class() is None or not any(
+            _dist.is_dtensor(p) or _dist.is_dtensor(g) for p, g in pairs
+        ):
+            return None
+        where = {id(p): i for i, p in enumerate(group["params"])}
+        indices = [where[id(p)] for p, _ in pairs]
+        if reducible:
+            return _dist.group_layout(
+                [p for p, _ in pairs], [g for _, g in pairs], group_index=gi, indices=indices
+            )
+        for i, (p, g) in zip(indices, pairs):
+            _dist.group_layout([p], [g], group_index=gi, indices=[i])
+        return _dist.GroupLayout(None, {}, (), [])  # elementwise: nothing is reduced
+
+    def _update_local(
+        self,
+        backend: Backend,
+        group: dict[str, Any],
+        params: list[Tensor],
+        grads: list[Tensor],
+        states: list[dict[str, Any]],
+        step: int,
+        grad_scale: Tensor | None,
+        layout: _dist.GroupLayout,
+    ) -> None:
+        """``_update`` on the local shards of DTensor params (Note [DTensor parameters])."""
+        local_params = [_dist.local(p) for p in params]
+        local_grads = [_dist.local(g) for g in grads]
+        local_states = [{k: _dist.local(v) for k, v in s.items()} for s in states]
+        before = [dict(ls) for ls in local_states]
+        if self._reduces_norms and layout.mesh is not None:
+            where = {id(p): i for i, p in enumerate(group["params"])}
+            hook = layout.lamb_norm_reduce([where[id(p)] for p in params])
+            self._update(
+                backend,
+                group,
+                local_params,
+                local_grads,
+                local_states,
+                step,
+                grad_scale,
+                norm_reduce=hook,
+            )
+            if hook.calls != 1:
+                raise RuntimeError(
+                    f"backend {backend.name!r} called LAMB's norm_reduce hook {hook.calls} "
+                    "times in one call (expected once, see Note [LAMB norm_reduce hook])"
+                )
+        else:
+            self._update(backend, group, local_params, local_grads, local_states, step, grad_scale)
+        # state the update created or replaced on local shards: back into DTensors
+        for p, lp, s, ls, old in zip(params, local_params, states, local_states, before):
+            for k in [k for k in old if k not in ls]:
+                del s[k]
+            for k, v in ls.items():
+                if k == "step" or (k in old and old[k] is v):
+                    continue
+                if _dist.is_dtensor(p) and isinstance(v, Tensor) and v.shape == lp.shape:
+                    v = _dist.from_local_like(v, p)
+                s[k] = v
 
     # ------------------------------------------------------------------ zero_grad
     def zero_grad(self, set_to_none: bool = False) -> None:
@@ -354,6 +457,10 @@ class Optimizer(torch.optim.Optimizer):
                 # empty tensors contribute nothing to any norm (and inf/-inf have no identity
                 # over zero elements); a group with only empty grads has total 0 like no grads
                 pairs = [(p, g) for p, g in pairs if g.numel() > 0]
+                layout = self._dtensor_layout(gi, group, pairs, reducible=True)
+                if layout is not None:
+                    results.append(self._clip_total_dtensor(gi, group, pairs, norm_type, layout))
+                    continue
                 grads = [g for _, g in pairs]
                 parts = []
                 partials = []
@@ -385,6 +492,37 @@ class Optimizer(torch.optim.Optimizer):
                     for backend, part in parts:
                         backend.scale_(part, coef.to(part[0].device))
         return [total for _, _, total, _ in results]
+
+    def _clip_total_dtensor(
+        self,
+        gi: int,
+        group: dict[str, Any],
+        pairs: list[tuple[Tensor, Tensor]],
+        norm_type: float,
+        layout: _dist.GroupLayout,
+    ) -> tuple[int, dict[str, Any], Tensor, list[tuple[Backend, list[Tensor]]]]:
+        """clip_grad's total for a group of DTensors: local partial norms through the backends,
+        reduced across the mesh in one collective (Note [norm reduction across ranks]).
+
+        Returns ``(gi, group, total, parts)`` as the plain path does; ``parts`` hold the
+        non-empty local gradient shards to scale."""
+        where = {id(p): i for i, p in enumerate(group["params"])}
+        items = []
+        scale_parts: dict[tuple[torch.device, torch.dtype], list[Tensor]] = defaultdict(list)
+        backends: dict[tuple[torch.device, torch.dtype], Backend] = {}
+        for p, g in pairs:
+            lp, lg = _dist.local(p), _dist.local(g)
+            key = (lg.device, lg.dtype)
+            if key not in backends:
+                backends[key] = self._backend_for(lg.device)
+            backends[key].check_tensors([lp])
+            items.append((where[id(p)], lg, backends[key]))
+            if lg.numel() > 0:
+                scale_parts[key].append(lg)
+        first = _dist.local(pairs[0][1])
+        total = layout.clip_total(items, norm_type, _combine_norms, first.device, first.dtype)
+        parts = [(backends[key], gs) for key, gs in scale_parts.items()]
+        return gi, group, total, parts
 
     # ------------------------------------------------------------------ state dicts
     def state_dict(self) -> dict[str, Any]:
@@ -467,6 +605,8 @@ class Optimizer(torch.optim.Optimizer):
                     value = torch.as_tensor(float(value), dtype=torch.float32).clone()
                     last_steps.append(int(value))
                 elif isinstance(value, Tensor):
+                    # DTensor params: state laid out like the param (Note [DTensor parameters])
+                    value = _dist.match_param_layout(value, p)
                     if value.is_floating_point() and value.shape != p.shape and value.dim() > 0:
                         raise ValueError(
                             f"state {key!r} of parameter id {sid!r} has shape "
@@ -514,6 +654,21 @@ class Optimizer(torch.optim.Optimizer):
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _check_norm_reduce(backend: Backend, optimizer: str) -> None:
+    """Raise if ``backend.lamb`` lacks the ``norm_reduce`` hook (Note [LAMB norm_reduce hook])."""
+    try:
+        params = inspect.signature(backend.lamb).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        params = {}
+    if "norm_reduce" not in params:
+        raise ValueError(
+            f"{optimizer} on DTensor parameters needs the full tensors' norms, but backend "
+            f"{backend.name!r} ({type(backend).__module__}.{type(backend).__qualname__}) has no "
+            "norm_reduce keyword in its lamb(); use backend='reference' or a backend that "
+            "implements the hook (docs/design/backend-contract.md)"
+        )
 
 
 def _combine_norms(partials: list[Tensor], norm_type: float) -> Tensor:

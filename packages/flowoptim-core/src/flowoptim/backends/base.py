@@ -26,13 +26,28 @@ the fused clip mode, ``Optimizer.clip_grad(fused=True)``). When given, the updat
 ``g * grad_scale`` in place of ``g``, rounded to the gradient's dtype (so that the fused mode gives
 the parameters bit for bit what clipping in place then stepping gives), and the gradient tensor
 itself is left unchanged. It is applied before maximize and weight decay.
+
+Note [LAMB norm_reduce hook]
+----------------------------
+``Backend.lamb`` takes an optional keyword ``norm_reduce`` (default None). The optimizer passes it
+when the parameters are local shards of DTensors (FSDP2, ``flowoptim.distributed``): LAMB's
+``||p||`` and ``||u||`` must then be the norms of the full tensors. A backend that gets it must,
+once per call and before forming any trust ratio, build a tensor of shape ``(2, n)`` (``n =
+len(params)``, column ``i`` for ``params[i]``, in call order) holding the per-tensor *sums of
+squares* of ``p`` (before the update) and of ``u`` (the Adam direction without weight decay), on
+the params' device, float32 (float64 for float64 params), call ``norm_reduce(sums)`` (which
+reduces it in place across ranks: a collective, enqueued on the device, no host sync), and take
+``||p|| = sqrt(sums[0, i])``, ``||u|| = sqrt(sums[1, i])``. Local shards may be empty (numel 0):
+their sums are 0. With ``norm_reduce=None`` the backend does exactly what it did before.
+A backend whose ``lamb`` has no ``norm_reduce`` parameter cannot run LAMB on DTensors: the
+optimizer raises before anything is modified.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -136,8 +151,13 @@ class Backend:
         amsgrad: bool,
         do_bias_correction: bool,
         grad_scale: Tensor | None,
+        norm_reduce: Callable[[Tensor], None] | None = None,
     ) -> None:
-        """Per-tensor trust ratio: each tensor's own ||p|| and ||u|| (spec §2)."""
+        """Per-tensor trust ratio: each tensor's own ||p|| and ||u|| (spec §2).
+
+        ``norm_reduce``: None, or a callable that reduces in place across ranks the ``(2, n)``
+        per-tensor sums of squares of p and u; see Note [LAMB norm_reduce hook].
+        """
         raise NotImplementedError
 
     def rmsprop(

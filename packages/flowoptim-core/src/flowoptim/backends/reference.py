@@ -79,6 +79,7 @@ def _with_float32(fn):
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn  # inspect.signature shows fn's keywords (e.g. lamb's norm_reduce)
     return wrapper
 
 
@@ -255,6 +256,7 @@ class ReferenceBackend(Backend):
         amsgrad,
         do_bias_correction,
         grad_scale,
+        norm_reduce=None,
     ):
         grads = _scaled(grads, grad_scale)
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
@@ -270,6 +272,12 @@ class ReferenceBackend(Backend):
         acc = torch.float64 if params[0].dtype == torch.float64 else torch.float32
         w_norm = torch.stack(torch._foreach_norm(params, 2)).to(acc)
         u_norm = torch.stack(torch._foreach_norm(u, 2)).to(acc)
+        if norm_reduce is not None:
+            # Note [LAMB norm_reduce hook]: norms of the full tensors from the local shards'
+            # sums of squares, reduced across ranks
+            sums = torch.stack([w_norm, u_norm]).square_()
+            norm_reduce(sums)
+            w_norm, u_norm = sums.sqrt_().unbind(0)
         trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
         if adam_w_mode and wd != 0:
             torch._foreach_add_(u, params, alpha=wd)
