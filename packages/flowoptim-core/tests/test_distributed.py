@@ -12,9 +12,12 @@ This file is also the workers' program: ``python test_distributed.py --worker RA
 Tolerance (Note [distributed tolerance]): in the 2-rank runs the gradient of the batch is the
 average of two half-batch gradients (FSDP2's reduce-scatter, DDP's all-reduce) and the norms are
 sums over ranks of local partial sums, so the float32 roundings differ from the single process's
-by a few ulps per step; a few optimizer steps keep parameters within ``rtol=1e-5, atol=1e-6`` (the
-measured differences are ~1e-7). Runs with the same gradients on both sides (the explicit-gradient
-scenario) match to the same tolerance, and a checkpoint round trip matches bit for bit.
+by a few ulps per step. Four steps keep parameters within ``rtol=1e-5, atol=1e-6``: measured
+(torch 2.13, CPU) at most 3e-8 absolute on parameters and 2e-6 relative on clip totals, so the
+tolerance is ~30x the observed float32 noise yet far below what a missing reduction gives (1e-3 and
+more; every LAMB and clip test fails when the all_reduce is skipped). Runs with the same gradients
+on both sides (the explicit-gradient scenarios) match to the same tolerance; checkpoint and ZeRO
+state-dict round trips match bit for bit.
 """
 
 from __future__ import annotations
@@ -216,17 +219,31 @@ def _explicit_grads(t: int):
     return grads
 
 
-def explicit(mesh=None):
-    """Clip totals for every norm type, then LAMB steps with clip and amsgrad switched on
-    mid-run, on explicitly given gradients. ``mesh``: None (plain tensors) or a 1-D mesh."""
+MESHES = {
+    # name: (mesh shape, placements of the other mesh dim, its position)
+    "1d": ((WORLD,), None),
+    "hsdp": ((1, WORLD), "R-first"),  # (Replicate(), X): HSDP's layout
+    "2d": ((WORLD, 1), "S0-last"),  # (X, Shard(0)): two sharded dims, one collective
+}
 
-    def lay(t, kind):
+
+def explicit(mesh=None, kind="1d"):
+    """Clip totals for every norm type, then LAMB steps with clip and amsgrad switched on
+    mid-run, on explicitly given gradients; then a state-dict round trip through full tensors.
+    ``mesh``: None (plain tensors) or a mesh of :data:`MESHES` ``[kind]``."""
+
+    def lay(t, k):
         if mesh is None:
             return t.clone()
         from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
-        pl = {"S0": Shard(0), "S1": Shard(1), "R": Replicate()}[kind]
-        return distribute_tensor(t.clone(), mesh, [pl])
+        pl = [{"S0": Shard(0), "S1": Shard(1), "R": Replicate()}[k]]
+        extra = MESHES[kind][1]
+        if extra == "R-first":
+            pl = [Replicate(), *pl]
+        elif extra == "S0-last":
+            pl = [*pl, Shard(0)]
+        return distribute_tensor(t.clone(), mesh, pl)
 
     kinds = [k for _, k in EXPLICIT_SHAPES]
     params = [nn.Parameter(lay(t, k)) for t, k in zip(_explicit_full(7), kinds)]
@@ -248,6 +265,24 @@ def explicit(mesh=None):
         out["lamb"].append([_full(p) for p in params])
     out["state_types"] = sorted(
         {f"{k}:{type(v).__name__}" for s in opt.state.values() for k, v in s.items()}
+    )
+    opt.zero_grad()  # in place, on DTensor grads
+    out["zeroed"] = all(bool((_full(p.grad) == 0).all()) for p in params)
+    # load_state_dict from full (plain) tensors lays the state out like each param
+    sd = opt.state_dict()
+    full_sd = {
+        "param_groups": sd["param_groups"],
+        "state": {i: {k: _full(v) for k, v in s.items()} for i, s in sd["state"].items()},
+    }
+    opt2 = fo.LAMB([{"params": params}], lr=0.05)
+    opt2.load_state_dict(full_sd)
+    out["reloaded_same_layout"] = all(
+        type(opt2.state[p][k]) is type(opt.state[p][k])
+        and getattr(opt2.state[p][k], "placements", None)
+        == getattr(opt.state[p][k], "placements", None)
+        and torch.equal(_full(opt2.state[p][k]), _full(opt.state[p][k]))
+        for p in params
+        for k in opt.state[p]
     )
     return out
 
@@ -467,6 +502,36 @@ def _scenario_bad_input(rank, world):
     return out
 
 
+def _scenario_collectives(rank, world):
+    """How many all_reduce calls clip_grad() and step() make: one per group, not per tensor."""
+    import torch.distributed as dist
+
+    from flowoptim.distributed import fully_shard_fn
+
+    torch.manual_seed(0)
+    model = Tiny()
+    fully_shard_fn()(model)
+    opt = fo.LAMB(_groups(model, **_clip(2.0)), lr=0.02)
+    x, y = _batch(0)
+    (model(x) - y).square().mean().backward()
+    calls = []
+    real = dist.all_reduce
+
+    def counting(*args, **kwargs):
+        calls.append(tuple(args[0].shape))
+        return real(*args, **kwargs)
+
+    dist.all_reduce = counting
+    try:
+        opt.clip_grad()
+        clip_calls, calls[:] = list(calls), []
+        opt.step()
+        step_calls = list(calls)
+    finally:
+        dist.all_reduce = real
+    return {"clip": clip_calls, "step": step_calls}
+
+
 def _scenarios(rank, world, folder):
     """(name, callable) in the order every rank runs them."""
     from torch.distributed.device_mesh import init_device_mesh
@@ -476,7 +541,11 @@ def _scenarios(rank, world, folder):
         items.append((f"fsdp/{config}", lambda c=config: train(c, "fsdp", None, rank, world)))
     items.append(("ddp/lamb-clip2", lambda: train("lamb-clip2", "ddp", None, rank, world)))
     items.append(("ddp/adam", lambda: train("adam", "ddp", None, rank, world)))
-    items.append(("explicit", lambda: explicit(init_device_mesh("cpu", (world,)))))
+    for kind, (shape, _) in MESHES.items():
+        items.append(
+            (f"explicit/{kind}", lambda k=kind, s=shape: explicit(init_device_mesh("cpu", s), k))
+        )
+    items.append(("collectives", lambda: _scenario_collectives(rank, world)))
     items.append(("zero", lambda: _scenario_zero(rank, world)))
     items.append(("dcp", lambda: _scenario_dcp(rank, world, folder)))
     items.append(("bad_input", lambda: _scenario_bad_input(rank, world)))
@@ -639,11 +708,12 @@ def test_ddp_matches_single_process(run, config):
         torch.testing.assert_close(torch.stack(got), torch.stack(want), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("kind", list(MESHES))
 @pytest.mark.parametrize("norm_type", CLIP_NORM_TYPES, ids=str)
-def test_clip_grad_over_shards_equals_full_tensors(run, norm_type):
-    """Uneven, empty, replicated and dim-1 shards; norm 0 counts a tensor nonzero on one rank
-    only once."""
-    got_total, got_grads = run.get("explicit")["clip"][norm_type]
+def test_clip_grad_over_shards_equals_full_tensors(run, norm_type, kind):
+    """Uneven, empty, replicated and dim-1 shards, on 1-D and 2-D meshes; norm 0 counts a
+    tensor nonzero on one rank only once."""
+    got_total, got_grads = run.get(f"explicit/{kind}")["clip"][norm_type]
     want_total, want_grads = explicit(None)["clip"][norm_type]
     torch.testing.assert_close(got_total, want_total, rtol=RTOL, atol=ATOL)
     for g, w in zip(got_grads, want_grads):
@@ -652,11 +722,13 @@ def test_clip_grad_over_shards_equals_full_tensors(run, norm_type):
         assert float(got_total) == len(EXPLICIT_SHAPES)
 
 
-def test_lamb_uneven_shards_equal_full_tensors(run):
+@pytest.mark.parametrize("kind", list(MESHES))
+def test_lamb_uneven_shards_equal_full_tensors(run, kind):
     """LAMB with clip on a (5, 3) param split 3/2, a (1, 3) one with an empty shard, a
     replicated one and a dim-1 shard; amsgrad switched on after the first step creates state
-    inside the update, which must come back as DTensors."""
-    res = run.get("explicit")
+    inside the update, which must come back as DTensors. Then zero_grad and a state-dict
+    round trip through full tensors."""
+    res = run.get(f"explicit/{kind}")
     want = explicit(None)
     for got, w in zip(res["lamb"], want["lamb"]):
         for g, ww in zip(got, w):
@@ -667,6 +739,8 @@ def test_lamb_uneven_shards_equal_full_tensors(run):
         "max_exp_avg_sq:DTensor",
         "step:Tensor",
     ]
+    assert res["zeroed"]
+    assert res["reloaded_same_layout"]
 
 
 @pytest.mark.parametrize("config", ["adam", "sgd-clip2-all", "lamb-clip2-all"])
@@ -692,6 +766,14 @@ def test_dcp_checkpoint_round_trip(run):
     assert "step:Tensor" in res["saved_state_types"]
     assert res["placements_ok"]
     _assert_traj(res["resumed"], res["continued"], rtol=0, atol=0)
+
+
+def test_one_collective_per_group(run):
+    """Tiny's two groups (2 and 4 tensors): clip_grad reduces one scalar per group, LAMB's step
+    one (2, n) tensor of sums of squares per group."""
+    res = run.get("collectives")
+    assert res["clip"] == [(), ()]
+    assert res["step"] == [(2, 2), (2, 4)]
 
 
 def test_bad_groups_raise_before_modifying(run):
