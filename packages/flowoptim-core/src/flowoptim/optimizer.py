@@ -656,13 +656,19 @@ class Optimizer(torch.optim.Optimizer):
         return "\n".join(lines)
 
 
+_HAS_NORM_REDUCE: dict[type, bool] = {}  # backend class -> its lamb() takes norm_reduce
+
+
 def _check_norm_reduce(backend: Backend, optimizer: str) -> None:
     """Raise if ``backend.lamb`` lacks the ``norm_reduce`` hook (Note [LAMB norm_reduce hook])."""
-    try:
-        params = inspect.signature(backend.lamb).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        params = {}
-    if "norm_reduce" not in params:
+    ok = _HAS_NORM_REDUCE.get(type(backend))
+    if ok is None:
+        try:
+            ok = "norm_reduce" in inspect.signature(backend.lamb).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            ok = False
+        _HAS_NORM_REDUCE[type(backend)] = ok
+    if not ok:
         raise ValueError(
             f"{optimizer} on DTensor parameters needs the full tensors' norms, but backend "
             f"{backend.name!r} ({type(backend).__module__}.{type(backend).__qualname__}) has no "
