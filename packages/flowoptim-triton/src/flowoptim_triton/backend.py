@@ -35,8 +35,9 @@ import math
 from collections.abc import Sequence
 
 import torch
-from flowoptim.backends.base import Backend, bias_corrections, f32
 from torch import Tensor
+
+from flowoptim.backends.base import Backend, bias_corrections, f32
 
 from . import launch as L
 
@@ -280,11 +281,14 @@ class TritonBackend(Backend):
         operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
         if amsgrad:
             operands.append(list(max_exp_avg_sqs))
-        written = [False, False, True, True, True][: len(operands)]
+        n_ops = len(operands)
         s = self._adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction)
         self.check_tensors(operands[0][:1])
-        ops, writeback = L.stage(operands, [True, *written[1:]])
+        ops, writeback = L.stage(operands, [True, False] + [True] * (n_ops - 2))
         dtype = ops[0][0].dtype
+        # Note [LAMB passes]: float32/float64 state is stored by pass 1 (40 bytes/param);
+        # fp16/bf16 state is stored by pass 2, which recomputes it from g and the old state
+        write1 = dtype in (torch.float32, torch.float64)
         ct = _torch_ct(dtype)
         DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
@@ -292,50 +296,45 @@ class TritonBackend(Backend):
         plan = eng.plan("lamb", ops, self.check_tensors)
         if plan.n_chunks:
             vi = 4 if amsgrad else 3
-            w_part = plan.buffer("w_part", plan.n_chunks, ct)
-            u_part = plan.buffer("u_part", plan.n_chunks, ct)
-            lr_trust = plan.buffer("lr_trust", plan.n_tensors, ct)
+            scal = (s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["bc1"], s["sqrt_bc2"])
+            scal = (*scal, s["eps"], s["wd"])
+            const = dict(
+                AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, WRITE_STATE=write1,
+                DT=DT, CT=CT,
+            )  # fmt: skip
 
-            def args1(pl, gs=gs if has_gs else plan.sizes):
+            def head(pl):
                 return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.tables[vi],
-                        pl.chunk_tensor, pl.chunk_start, pl.sizes, gs,
-                        pl.buffer("w_part", pl.n_chunks, ct), pl.buffer("u_part", pl.n_chunks, ct),
-                        s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["bc1"], s["sqrt_bc2"],
-                        s["eps"], s["wd"], pl.chunk)  # fmt: skip
+                        pl.chunk_tensor, pl.chunk_start, pl.sizes,
+                        gs if has_gs else pl.sizes)  # fmt: skip
 
-            eng.run(
-                "lamb1",
-                k.lamb_pass1_kernel,
-                ops,
-                written,
-                args1,
-                dict(AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, DT=DT, CT=CT),
-                tunable=False,
-                plan=plan,
-            )
+            def args1(pl):
+                parts = (pl.buffer("w_part", pl.n_chunks, ct), pl.buffer("u_part", pl.n_chunks, ct))
+                return (*head(pl), *parts, *scal, pl.chunk)
+
+            def args2(pl):
+                return (*head(pl), pl.buffer("lr_trust", pl.n_tensors, ct), *scal, pl.chunk)
+
+            state_w = [False, False] + [write1] * (n_ops - 2)
+            eng.run("lamb1", k.lamb_pass1_kernel, ops, state_w, args1, const, tunable=False,
+                    plan=plan)  # fmt: skip
             from .autotune_configs import RBLOCK
 
             eng.launch(
                 k.lamb_trust_kernel,
                 (plan.n_tensors,),
-                (w_part, u_part, plan.tensor_chunk0, plan.tensor_nchunks, lr_trust, s["lr"]),
+                (
+                    *(
+                        plan.buffer("w_part", plan.n_chunks, ct),
+                        plan.buffer("u_part", plan.n_chunks, ct),
+                    ),
+                    *(plan.tensor_chunk0, plan.tensor_nchunks),
+                    *(plan.buffer("lr_trust", plan.n_tensors, ct), s["lr"]),
+                ),
                 dict(CT=CT, RBLOCK=RBLOCK),
             )
-
-            def args2(pl):
-                return (pl.tables[0], pl.tables[2], pl.tables[vi], pl.chunk_tensor,
-                        pl.chunk_start, pl.sizes, pl.buffer("lr_trust", pl.n_tensors, ct),
-                        s["bc1"], s["sqrt_bc2"], s["eps"], s["wd"], pl.chunk)  # fmt: skip
-
-            eng.run(
-                "lamb2",
-                k.lamb_pass2_kernel,
-                ops,
-                [True] + [False] * (len(ops) - 1),
-                args2,
-                dict(ADAM_W=adam_w, DT=DT, CT=CT),
-                plan=plan,
-            )
+            written2 = [True, False] + [not write1] * (n_ops - 2)
+            eng.run("lamb2", k.lamb_pass2_kernel, ops, written2, args2, const, plan=plan)
         for orig, tmp in writeback:
             orig.copy_(tmp)
 
@@ -386,7 +385,7 @@ class TritonBackend(Backend):
         self, params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps, grad_scale
     ):
         lr32, lrd = f32(lr), f32(lr_decay)
-        clr = f32(lr32 / f32(1.0 + f32((step - 1) * lrd)))
+        clr = f32(lr32 / (1.0 + (step - 1) * lrd))  # double, then float32 (as reference)
         sc = (clr, f32(eps), f32(weight_decay))
 
         def args(pl, gs):
@@ -455,8 +454,10 @@ class TritonBackend(Backend):
             k.norm_partial_kernel,
             ops,
             [False],
-            lambda pl: (pl.tables[0], pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                        pl.buffer("norm_part", pl.n_chunks, ct), p32, pl.chunk),  # fmt: skip
+            lambda pl: (
+                *(pl.tables[0], pl.chunk_tensor, pl.chunk_start, pl.sizes),
+                *(pl.buffer("norm_part", pl.n_chunks, ct), p32, pl.chunk),
+            ),
             dict(NORM=kind, DT=DT, CT=CT),
             tunable=False,
             plan=plan,
@@ -467,8 +468,10 @@ class TritonBackend(Backend):
         eng.launch(
             k.norm_final_kernel,
             (1,),
-            (part, plan.n_chunks, plan.tensor_chunk0, plan.tensor_nchunks, plan.n_tensors, out,
-             p32),  # fmt: skip
+            (
+                *(part, plan.n_chunks, plan.tensor_chunk0, plan.tensor_nchunks),
+                *(plan.n_tensors, out, p32),
+            ),
             dict(NORM=kind, CT=CT, RBLOCK=RBLOCK),
         )
         return out
@@ -493,4 +496,3 @@ class TritonBackend(Backend):
         )
         for orig, tmp in writeback:
             orig.copy_(tmp)
-

@@ -80,6 +80,24 @@ def _base(
 
 
 @triton.jit
+def _to_dt(
+    x,  # values in the compute dtype
+    DT: tl.constexpr,  # storage dtype to round to
+):
+    # Round to the storage dtype, to nearest even. bfloat16 is rounded by hand: Triton's
+    # interpreter truncates float32 -> bfloat16 (verified with triton 3.9), while CUDA rounds to
+    # nearest; doing it explicitly gives the same bits in both (integer ops: free in a
+    # memory-bound kernel). NaN is kept as NaN (the rounding bias could carry it into inf).
+    if DT == tl.bfloat16:  # noqa: SIM300 (DT is a constexpr parameter)
+        bits = x.to(tl.uint32, bitcast=True)
+        bits = (bits + (0x7FFF + ((bits >> 16) & 1))) & 0xFFFF0000
+        r = tl.where(x != x, x, bits.to(tl.float32, bitcast=True))
+        return r.to(DT)
+    else:
+        return x.to(DT)
+
+
+@triton.jit
 def _load_grad(
     g_base,  # typed pointer to the gradient
     offs,  # int64 offsets of the tile
@@ -91,7 +109,7 @@ def _load_grad(
 ):
     g = tl.load(g_base + offs, mask=mask, other=0.0).to(CT)
     if HAS_GRAD_SCALE:
-        g = (g * gs).to(DT).to(CT)
+        g = _to_dt(g * gs, DT).to(CT)
     return g
 
 
@@ -130,7 +148,7 @@ def sgd_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned; a register-shape parameter)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     gs = 1.0
@@ -149,13 +167,13 @@ def sgd_kernel(
             buf_base = _base(buf_tab, t, DT)
             buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
             buf = momentum * buf + one_minus_dampening * g
-            tl.store(buf_base + offs, buf.to(DT), mask=mask)
-            if NESTEROV:
+            tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
+            if NESTEROV:  # noqa: SIM108 (constexpr branches read as the spec)
                 d = g + momentum * buf
             else:
                 d = buf
         p = p - lr * d
-        tl.store(p_base + offs, p.to(DT), mask=mask)
+        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- Adam / AdamW
@@ -187,7 +205,7 @@ def adam_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
@@ -206,23 +224,64 @@ def adam_kernel(
         v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
         m = beta1 * m + one_minus_beta1 * g
         v = beta2 * v + one_minus_beta2 * (g * g)
-        tl.store(m_base + offs, m.to(DT), mask=mask)
-        tl.store(v_base + offs, v.to(DT), mask=mask)
+        tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+        tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
         vv = v
         if AMSGRAD:
             vmax_base = _base(vmax_tab, t, DT)
             vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
             vmax = tl.where(v > vmax, v, vmax)
-            tl.store(vmax_base + offs, vmax.to(DT), mask=mask)
+            tl.store(vmax_base + offs, _to_dt(vmax, DT), mask=mask)
             vv = vmax
         denom = tl.sqrt(vv) / sqrt_bc2 + eps
-        new_p = p - step_size * m / denom
+        new_p = p - step_size * (m / denom)
         if DECOUPLED:
             new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
-        tl.store(p_base + offs, new_p.to(DT), mask=mask)
+        tl.store(p_base + offs, _to_dt(new_p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- LAMB
+@triton.jit
+def _lamb_tile(
+    p_base,
+    g_base,
+    m_base,
+    v_base,
+    vmax_base,  # typed pointers of the tensor's operands
+    offs,  # int64 offsets of the tile
+    mask,  # in-bounds lanes
+    gs,  # grad_scale value (ignored unless HAS_GRAD_SCALE)
+    beta1,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    bc1,
+    sqrt_bc2,
+    eps,
+    wd,  # f32 scalars
+    AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
+    ADAM_W: tl.constexpr,  # structural: decay outside the gradient
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    DT: tl.constexpr,  # storage dtype
+    CT: tl.constexpr,  # compute dtype
+):
+    # the LAMB moments and Adam direction u of one tile, in CT, from p, g and the *old* state
+    p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+    g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
+    if not ADAM_W:
+        g = tl.where(wd != 0.0, g + wd * p, g)
+    m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
+    v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
+    m = beta1 * m + one_minus_beta1 * g
+    v = beta2 * v + one_minus_beta2 * (g * g)
+    vv = v
+    if AMSGRAD:
+        vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
+        vv = tl.where(v > vmax, v, vmax)
+    u = (m / bc1) / (tl.sqrt(vv) / sqrt_bc2 + eps)
+    return p, m, v, vv, u
+
+
 @triton.jit
 def lamb_pass1_kernel(
     p_tab,  # int64 table: param addresses (read only in this pass)
@@ -248,6 +307,7 @@ def lamb_pass1_kernel(
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decay outside the gradient
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    WRITE_STATE: tl.constexpr,  # structural: store m, v here (exact dtypes) or in pass 2
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (fixed, not tuned: it shapes the partial sums)
@@ -257,6 +317,7 @@ def lamb_pass1_kernel(
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
+    vmax_base = _base(vmax_tab, t, DT)
     gs = 1.0
     if HAS_GRAD_SCALE:
         gs = tl.load(grad_scale).to(CT)
@@ -265,25 +326,16 @@ def lamb_pass1_kernel(
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
-        if not ADAM_W:
-            g = tl.where(wd != 0.0, g + wd * p, g)
-        m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-        v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-        m = (beta1 * m + one_minus_beta1 * g).to(DT)
-        v = (beta2 * v + one_minus_beta2 * (g * g)).to(DT)
-        tl.store(m_base + offs, m, mask=mask)
-        tl.store(v_base + offs, v, mask=mask)
-        vv = v.to(CT)
-        if AMSGRAD:
-            vmax_base = _base(vmax_tab, t, DT)
-            vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
-            vmax = tl.where(vv > vmax, vv, vmax)
-            tl.store(vmax_base + offs, vmax.to(DT), mask=mask)
-            vv = vmax
-        # u from the stored (rounded) state, exactly as pass 2 recomputes it
-        u = (m.to(CT) / bc1) / (tl.sqrt(vv) / sqrt_bc2 + eps)
+        p, m, v, vv, u = _lamb_tile(
+            p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
+            beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
+            AMSGRAD, ADAM_W, HAS_GRAD_SCALE, DT, CT,
+        )  # fmt: skip
+        if WRITE_STATE:
+            tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+            tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
+            if AMSGRAD:
+                tl.store(vmax_base + offs, _to_dt(vv, DT), mask=mask)
         acc_w += tl.where(mask, p * p, 0.0)
         acc_u += tl.where(mask, u * u, 0.0)
     tl.store(w_part + pid, tl.sum(acc_w, axis=0))
@@ -321,38 +373,70 @@ def lamb_trust_kernel(
 @triton.jit
 def lamb_pass2_kernel(
     p_tab,  # int64 table: param addresses
-    m_tab,  # int64 table: exp_avg addresses (updated by pass 1)
-    v_tab,  # int64 table: exp_avg_sq, or max_exp_avg_sq with amsgrad (updated by pass 1)
+    g_tab,  # int64 table: grad addresses (read only unless WRITE_STATE is False)
+    m_tab,  # int64 table: exp_avg addresses
+    v_tab,  # int64 table: exp_avg_sq addresses
+    vmax_tab,  # int64 table: max_exp_avg_sq addresses (unused unless AMSGRAD)
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
+    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
     lr_trust,  # CT[n_tensors]: lr * trust ratio of each tensor
+    beta1,  # f32: beta1
+    one_minus_beta1,  # f32: 1 - beta1
+    beta2,  # f32: beta2
+    one_minus_beta2,  # f32: 1 - beta2
     bc1,  # f32: bias correction 1
     sqrt_bc2,  # f32: sqrt(bias correction 2)
     eps,  # f32: eps
-    wd,  # f32: weight decay (applied here only if ADAM_W)
+    wd,  # f32: weight decay
     CHUNK,  # int: elements per chunk
+    AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decoupled decay term in the update
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    WRITE_STATE: tl.constexpr,  # structural: pass 1 stored the state (else recompute + store)
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned; elementwise)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
+    g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
+    vmax_base = _base(vmax_tab, t, DT)
     coef = tl.load(lr_trust + t)
+    gs = 1.0
+    if HAS_GRAD_SCALE:
+        gs = tl.load(grad_scale).to(CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-        vv = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-        u = (m / bc1) / (tl.sqrt(vv) / sqrt_bc2 + eps)
+        if WRITE_STATE:
+            # float32/float64: the state pass 1 stored is exactly what it computed
+            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+            m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
+            if AMSGRAD:
+                vv = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
+            else:
+                vv = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
+            u = (m / bc1) / (tl.sqrt(vv) / sqrt_bc2 + eps)
+        else:
+            # fp16/bf16: recompute from the old state and g, bit-identical to pass 1, so the
+            # step uses unrounded moments (as the norms did); store the state now
+            p, m, v, vv, u = _lamb_tile(
+                p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
+                beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
+                AMSGRAD, ADAM_W, HAS_GRAD_SCALE, DT, CT,
+            )  # fmt: skip
+            tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+            tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
+            if AMSGRAD:
+                tl.store(vmax_base + offs, _to_dt(vv, DT), mask=mask)
         if ADAM_W:
             u = tl.where(wd != 0.0, u + wd * p, u)
         p = p - coef * u
-        tl.store(p_base + offs, p.to(DT), mask=mask)
+        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- RMSprop
@@ -381,7 +465,7 @@ def rmsprop_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     sq_base = _base(sq_tab, t, DT)
@@ -396,24 +480,24 @@ def rmsprop_kernel(
         g = tl.where(wd != 0.0, g + wd * p, g)
         r = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
         r = alpha * r + one_minus_alpha * (g * g)
-        tl.store(sq_base + offs, r.to(DT), mask=mask)
+        tl.store(sq_base + offs, _to_dt(r, DT), mask=mask)
         den = r
         if CENTERED:
             ga_base = _base(ga_tab, t, DT)
             a = tl.load(ga_base + offs, mask=mask, other=0.0).to(CT)
             a = alpha * a + one_minus_alpha * g
-            tl.store(ga_base + offs, a.to(DT), mask=mask)
+            tl.store(ga_base + offs, _to_dt(a, DT), mask=mask)
             den = r - a * a
-        step = lr * g / tl.sqrt(den + eps)
+        step = lr * (g / tl.sqrt(den + eps))
         if HAS_MOMENTUM:
             buf_base = _base(buf_tab, t, DT)
             buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
             buf = momentum * buf + step
-            tl.store(buf_base + offs, buf.to(DT), mask=mask)
+            tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
             p = p - buf
         else:
             p = p - step
-        tl.store(p_base + offs, p.to(DT), mask=mask)
+        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- Adagrad
@@ -435,7 +519,7 @@ def adagrad_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     s_base = _base(sum_tab, t, DT)
@@ -450,9 +534,9 @@ def adagrad_kernel(
         g = tl.where(wd != 0.0, g + wd * p, g)
         s = tl.load(s_base + offs, mask=mask, other=0.0).to(CT)
         s = s + g * g
-        tl.store(s_base + offs, s.to(DT), mask=mask)
-        p = p - clr * g / (tl.sqrt(s) + eps)
-        tl.store(p_base + offs, p.to(DT), mask=mask)
+        tl.store(s_base + offs, _to_dt(s, DT), mask=mask)
+        p = p - clr * (g / (tl.sqrt(s) + eps))
+        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- Adadelta
@@ -477,7 +561,7 @@ def adadelta_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     sq_base = _base(sq_tab, t, DT)
@@ -496,10 +580,10 @@ def adadelta_kernel(
         sa = rho * sa + one_minus_rho * (g * g)
         d = tl.sqrt(ad + eps) / tl.sqrt(sa + eps) * g
         ad = rho * ad + one_minus_rho * (d * d)
-        tl.store(sq_base + offs, sa.to(DT), mask=mask)
-        tl.store(ad_base + offs, ad.to(DT), mask=mask)
+        tl.store(sq_base + offs, _to_dt(sa, DT), mask=mask)
+        tl.store(ad_base + offs, _to_dt(ad, DT), mask=mask)
         p = p - lr * d
-        tl.store(p_base + offs, p.to(DT), mask=mask)
+        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- clip_grad
@@ -519,7 +603,7 @@ def norm_partial_kernel(
 ):
     pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     g_base = _base(g_tab, t, DT)
-    if NORM == NORM_NEG_INF:
+    if NORM == NORM_NEG_INF:  # noqa: SIM108
         acc = tl.full([BLOCK], INF, CT)
     else:
         acc = tl.zeros([BLOCK], dtype=CT)
@@ -578,7 +662,7 @@ def norm_final_kernel(
             cnt += flag
         r = tl.sum(cnt, axis=0)
     else:
-        if NORM == NORM_NEG_INF:
+        if NORM == NORM_NEG_INF:  # noqa: SIM108
             acc = tl.full([RBLOCK], INF, CT)
         else:
             acc = tl.zeros([RBLOCK], dtype=CT)
@@ -616,11 +700,11 @@ def scale_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     x_base = _base(x_tab, t, DT)
     c = tl.load(coef).to(CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         x = tl.load(x_base + offs, mask=mask, other=0.0).to(CT)
-        tl.store(x_base + offs, (x * c).to(DT), mask=mask)
+        tl.store(x_base + offs, _to_dt(x * c, DT), mask=mask)

@@ -139,9 +139,10 @@ def stage(
             x = ops[i]
             if p_dense and _dense(x) and _strides(x) == ref:
                 continue
-            tmp = (
-                torch.empty_like(p) if p_dense else torch.empty(p.shape, dtype=x.dtype, device=x.device)
-            )
+            if p_dense:
+                tmp = torch.empty_like(p)
+            else:
+                tmp = torch.empty(p.shape, dtype=x.dtype, device=x.device)
             tmp.copy_(x)
             out[j][i] = tmp
             if written[j]:
@@ -218,10 +219,8 @@ def build_plan(operands: Sequence[Sequence[Tensor]], chunk: int) -> Plan:
         rows.extend(seq)
         rows.extend([0] * (width - len(seq)))
     host = torch.tensor(rows, dtype=torch.int64)
-    if device.type == "cpu":
-        buf = host
-    else:
-        buf = host.pin_memory().to(device, non_blocking=True)
+    # pinned + non_blocking: no host sync (Note [plan cache])
+    buf = host if device.type == "cpu" else host.pin_memory().to(device, non_blocking=True)
     tables = [buf[j * pt : j * pt + n_t] for j in range(len(operands))]
     o = meta_off
     views = []
@@ -387,9 +386,8 @@ class Engine:
                 plan.device.type,
                 cfgs.size_bucket(plan.numel),
             )
-            config = self.tuner.pick(
-                key, plan.device, self._scratch_bench(kernel, operands, written, make_args, constexprs)
-            )
+            bench = self._scratch_bench(kernel, operands, written, make_args, constexprs)
+            config = self.tuner.pick(key, plan.device, bench)
         else:
             config = self.reduction_config
         self.launch(kernel, (plan.n_chunks,), make_args(plan), constexprs, config)
