@@ -272,6 +272,7 @@ class TritonBackend(Backend):
         amsgrad,
         do_bias_correction,
         grad_scale,
+        norm_reduce=None,
     ):
         if not params:
             return
@@ -320,19 +321,28 @@ class TritonBackend(Backend):
                     plan=plan)  # fmt: skip
             from .autotune_configs import RBLOCK
 
+            sums = torch.empty((2, plan.n_tensors), dtype=ct, device=plan.device)
+            lr_trust = plan.buffer("lr_trust", plan.n_tensors, ct)
             eng.launch(
-                k.lamb_trust_kernel,
+                k.lamb_norms_kernel,
                 (plan.n_tensors,),
                 (
-                    *(
-                        plan.buffer("w_part", plan.n_chunks, ct),
-                        plan.buffer("u_part", plan.n_chunks, ct),
-                    ),
-                    *(plan.tensor_chunk0, plan.tensor_nchunks),
-                    *(plan.buffer("lr_trust", plan.n_tensors, ct), s["lr"]),
+                    plan.buffer("w_part", plan.n_chunks, ct),
+                    plan.buffer("u_part", plan.n_chunks, ct),
+                    *(plan.tensor_chunk0, plan.tensor_nchunks, sums, lr_trust),
+                    *(s["lr"], plan.n_tensors),
                 ),
-                dict(CT=CT, RBLOCK=RBLOCK),
+                dict(WRITE_TRUST=norm_reduce is None, CT=CT, RBLOCK=RBLOCK),
             )
+            if norm_reduce is not None:
+                # Note [LAMB norm_reduce hook] (flowoptim.backends.base): full-tensor norms
+                norm_reduce(sums)
+                eng.launch(
+                    k.lamb_trust_kernel,
+                    (-(-plan.n_tensors // RBLOCK),),
+                    (sums, lr_trust, s["lr"], plan.n_tensors),
+                    dict(CT=CT, RBLOCK=RBLOCK),
+                )
             written2 = [True, False] + [not write1] * (n_ops - 2)
             eng.run("lamb2", k.lamb_pass2_kernel, ops, written2, args2, const, plan=plan)
         for orig, tmp in writeback:

@@ -343,16 +343,33 @@ def lamb_pass1_kernel(
 
 
 @triton.jit
-def lamb_trust_kernel(
+def _trust(
+    w_sq,  # sum of p^2 of the tensor
+    u_sq,  # sum of u^2 of the tensor
+    lr,  # f32: learning rate
+):
+    w_norm = tl.sqrt(w_sq)
+    u_norm = tl.sqrt(u_sq)
+    ok = (w_norm > 0.0) & (u_norm > 0.0)
+    trust = tl.where(ok, w_norm / tl.where(ok, u_norm, 1.0), 1.0)
+    return lr * trust
+
+
+@triton.jit
+def lamb_norms_kernel(
     w_part,  # CT[n_chunks]: per-chunk sum of p^2 (from pass 1)
     u_part,  # CT[n_chunks]: per-chunk sum of u^2 (from pass 1)
     tensor_chunk0,  # int64[n_tensors]: first chunk of each tensor
     tensor_nchunks,  # int64[n_tensors]: number of chunks of each tensor
-    lr_trust,  # CT[n_tensors] out: lr * trust ratio of each tensor
+    sums,  # CT[2, n_tensors] out: per-tensor sums of squares (row 0: p, row 1: u)
+    lr_trust,  # CT[n_tensors] out: lr * trust ratio (only if WRITE_TRUST)
     lr,  # f32: learning rate
+    n_tensors,  # int: number of tensors (row stride of sums)
+    WRITE_TRUST: tl.constexpr,  # structural: False when a norm_reduce hook must run first
     CT: tl.constexpr,  # compute dtype
     RBLOCK: tl.constexpr,  # partials per tile (fixed: shapes the reduction)
 ):
+    # one program per tensor: its partials summed in chunk order (deterministic)
     t = tl.program_id(0)
     c0 = tl.load(tensor_chunk0 + t)
     nc = tl.load(tensor_nchunks + t)
@@ -363,11 +380,28 @@ def lamb_trust_kernel(
         mask = idx < nc
         acc_w += tl.load(w_part + c0 + idx, mask=mask, other=0.0)
         acc_u += tl.load(u_part + c0 + idx, mask=mask, other=0.0)
-    w_norm = tl.sqrt(tl.sum(acc_w, axis=0))
-    u_norm = tl.sqrt(tl.sum(acc_u, axis=0))
-    ok = (w_norm > 0.0) & (u_norm > 0.0)
-    trust = tl.where(ok, w_norm / tl.where(ok, u_norm, 1.0), 1.0)
-    tl.store(lr_trust + t, lr * trust)
+    w_sq = tl.sum(acc_w, axis=0)
+    u_sq = tl.sum(acc_u, axis=0)
+    tl.store(sums + t, w_sq)
+    tl.store(sums + n_tensors + t, u_sq)
+    if WRITE_TRUST:
+        tl.store(lr_trust + t, _trust(w_sq, u_sq, lr))
+
+
+@triton.jit
+def lamb_trust_kernel(
+    sums,  # CT[2, n_tensors]: per-tensor sums of squares, reduced across ranks by the hook
+    lr_trust,  # CT[n_tensors] out: lr * trust ratio of each tensor
+    lr,  # f32: learning rate
+    n_tensors,  # int: number of tensors
+    CT: tl.constexpr,  # compute dtype
+    RBLOCK: tl.constexpr,  # tensors per tile
+):
+    offs = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
+    mask = offs < n_tensors
+    w_sq = tl.load(sums + offs, mask=mask, other=0.0).to(CT)
+    u_sq = tl.load(sums + n_tensors + offs, mask=mask, other=0.0).to(CT)
+    tl.store(lr_trust + offs, _trust(w_sq, u_sq, lr), mask=mask)
 
 
 @triton.jit
