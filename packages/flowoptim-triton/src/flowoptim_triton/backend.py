@@ -8,14 +8,27 @@ the rounded values gives) and issues one multi-tensor launch per pass for the wh
 Note [LAMB passes]
 ------------------
 LAMB needs per-tensor norms of ``p`` and of the Adam direction ``u`` before it can update ``p``.
-Pass 1 reads p, g, m, v (and vmax), writes m, v (and vmax), and writes one partial of ``||p||^2``
-and of ``||u||^2`` per chunk (``u`` from the *stored*, dtype-rounded state, exactly as pass 2
-will recompute it). A tiny launch (one program per tensor, O(chunks) bytes) sums each tensor's
-partials in chunk order and stores ``lr * trust`` per tensor. Pass 2 reads p, m, v (vmax with
-amsgrad), recomputes ``u`` and writes p. No full-size temporary; fp32 traffic is 20 + 4 (pass 1
-reads 16 writes 8 ... = 24) + 16 = 40 bytes per parameter (amsgrad: +12). The per-tensor
-combination is a separate launch rather than being redone by every program of pass 2, because
-a tensor of k chunks would otherwise read its k partials k times (quadratic in tensor size).
+
+* Pass 1 (one launch, a program per chunk) reads p, g, m, v (and vmax), computes the new moments
+  and ``u`` in float32, writes one partial of ``||p||^2`` and of ``||u||^2`` per chunk and, for
+  float32/float64 state, stores m, v (and vmax).
+* A tiny launch (one program per tensor, O(chunks) bytes) sums each tensor's partials in chunk
+  order and stores ``lr * trust`` per tensor (with a ``norm_reduce`` hook: it stores the ``(2, n)``
+  sums, the hook reduces them across ranks, and a second tiny launch forms ``lr * trust``).
+* Pass 2 (one launch) reads p, m and v (vmax with amsgrad), recomputes ``u`` and writes p.
+
+No full-size temporary. fp32 bytes per parameter: pass 1 reads 16 and writes 8, pass 2 reads 12
+and writes 4: **40** (amsgrad: 48). The per-tensor combination is its own launch rather than being
+redone by every program of pass 2, because a tensor of k chunks would then read its k partials k
+times (quadratic in the tensor's size).
+
+fp16/bf16 state is different: if pass 1 stored the rounded moments, pass 2 would rebuild ``u``
+from rounded ``v`` (fp16's range makes ``0.001 * g**2`` subnormal or zero for small gradients:
+errors of tens of percent were measured), unlike the norms and unlike the reference backend,
+which uses the unrounded float32 moments within a step. So for low precision pass 1 writes no
+state, and pass 2 reads g and the *old* state again, recomputes the moments bit-identically to
+pass 1 (the same ``_lamb_tile`` code), stores them and applies the update: 2 + 2 + 2 + 2 read in
+pass 1, 4 * 2 read + 3 * 2 written in pass 2, 22 bytes per fp16/bf16 parameter.
 
 Note [fused clip]
 -----------------
