@@ -24,6 +24,11 @@ CASES = {
         fo.AdamW,
         dict(lr=0.01, weight_decay=0.3, amsgrad=True, do_bias_correction=False),
     ),
+    "lamb": (fo.LAMB, dict(lr=0.01, weight_decay=0.1)),
+    "lamb-l2-amsgrad-no-bc": (
+        fo.LAMB,
+        dict(lr=0.01, weight_decay=0.1, adam_w_mode=False, amsgrad=True, do_bias_correction=False),
+    ),
     "adagrad": (
         fo.Adagrad,
         dict(lr=0.1, lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5),
@@ -87,3 +92,20 @@ def test_float64_parameters_are_supported():
     params, opt = trajectory(fo.Adam, dict(lr=0.01), dtype=torch.float64)
     assert all(p.dtype == torch.float64 for p in params)
     assert opt.state[params[0]]["exp_avg"].dtype == torch.float64
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_transposed_params_with_contiguous_grads(name):
+    # torch's fused CPU kernels index every operand with the param's strides: a transposed
+    # param with a contiguous grad must not take them (it would update the wrong elements)
+    cls, kwargs = ALL[name]
+    base = torch.randn(5, 3, generator=torch.Generator().manual_seed(3))
+    grad = torch.randn(3, 5, generator=torch.Generator().manual_seed(4))
+    odd = base.clone().t().requires_grad_()  # shape (3, 5), strides (1, 3)
+    plain = base.t().contiguous().requires_grad_()
+    o1, o2 = cls([odd], **kwargs), cls([plain], **kwargs)
+    for _ in range(2):
+        odd.grad, plain.grad = grad.clone(), grad.clone()
+        o1.step()
+        o2.step()
+    torch.testing.assert_close(odd, plain, **PATH_TOL)

@@ -20,6 +20,15 @@ friends). Their arithmetic is the spec's, up to rounding, with two gaps we close
 The kernels run for float32/float64 CPU tensors; other devices use the foreach path below, which
 is also the specification-shaped code for RMSprop, Adadelta and LAMB.
 
+Note [cache blocking]
+---------------------
+Updates built from several foreach ops make one pass over memory per op, with full-size
+temporaries. On the CPU, where the step is memory-bound, RMSprop, Adadelta and LAMB therefore run
+block by block: tensors are split into flat views and batched to about ``BLOCK_ELEMS`` elements,
+so every op of a block works in cache and each operand crosses memory about once. The updates are
+elementwise (LAMB's norms are accumulated per tensor across blocks), so blocking changes no
+number. Non-contiguous tensors are processed whole.
+
 Note [low precision in the reference backend]
 ---------------------------------------------
 fp16/bf16 partitions are updated with float32 arithmetic (spec §7): params, grads and state are
@@ -43,8 +52,13 @@ _HAS_FUSED = all(hasattr(torch, n) for n in ("_fused_adam_", "_fused_adamw_", "_
 _HAS_FUSED_ADAGRAD = hasattr(torch, "_fused_adagrad_")
 
 
-def _fused_ok(t: Tensor) -> bool:
-    return _HAS_FUSED and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+def _fused_ok(t: Tensor, *lists: list[Tensor] | None) -> bool:
+    """Whether torch's fused CPU kernels can run: CPU, float32/float64, and every operand
+    contiguous (the kernels index all operands with the param's strides: a transposed param with
+    a contiguous grad would be updated with the wrong elements)."""
+    if not (_HAS_FUSED and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)):
+        return False
+    return all(x.is_contiguous() for lst in lists if lst is not None for x in lst)
 
 
 def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
@@ -90,10 +104,78 @@ def _weight_decayed(grads: list[Tensor], params: list[Tensor], wd: float) -> lis
     return torch._foreach_add(grads, params, alpha=wd)
 
 
+#: elements per cache block on the CPU (Note [cache blocking]); 256K float32 elements per operand
+BLOCK_ELEMS = 1 << 18
+
+
+def _chunks(lists, budget: int = BLOCK_ELEMS):
+    """Split aligned tensor lists into batches of about ``budget`` elements.
+
+    Yields ``(batch, owners)``: ``batch`` holds one list per input list (None lists stay None),
+    ``owners`` the index of the tensor each entry came from. A tensor that fits in the current
+    batch goes in whole; a larger one is split into flat views when every operand of it is
+    contiguous, else it goes whole into a batch of its own.
+    """
+    first = lists[0]
+    present = [lst for lst in lists if lst is not None]
+    slots = [i for i, lst in enumerate(lists) if lst is not None]
+
+    def empty():
+        return [[] if lst is not None else None for lst in lists]
+
+    batch, owners, size = empty(), [], 0
+    for i, t in enumerate(first):
+        numel = t.numel()
+        if size + numel <= budget or not all(lst[i].is_contiguous() for lst in present):
+            if size + numel > budget and owners:
+                yield batch, owners
+                batch, owners, size = empty(), [], 0
+            for k, lst in zip(slots, present):
+                batch[k].append(lst[i])
+            owners.append(i)
+            size += numel
+            if size >= budget:
+                yield batch, owners
+                batch, owners, size = empty(), [], 0
+            continue
+        flats = [lst[i].view(-1) for lst in present]
+        start = 0
+        while start < numel:
+            stop = min(numel, start + budget - size)
+            for k, f in zip(slots, flats):
+                batch[k].append(f[start:stop])
+            owners.append(i)
+            size += stop - start
+            start = stop
+            if size >= budget:
+                yield batch, owners
+                batch, owners, size = empty(), [], 0
+    if owners:
+        yield batch, owners
+
+
+def _blocked(fn):
+    """Run an elementwise functional block by block on the CPU (Note [cache blocking])."""
+
+    def wrapper(self, params, *lists, **kw):
+        if not params or params[0].device.type != "cpu":
+            return fn(self, params, *lists, **kw)
+        for batch, _ in _chunks([params, *lists]):
+            fn(self, *batch, **kw)
+        return None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
 class ReferenceBackend(Backend):
     """Pure-torch arithmetic for every device (chosen automatically for CPU tensors)."""
 
     name = "reference"
+
+    def __init__(self) -> None:
+        self._scratch: dict[torch.dtype, Tensor] = {}  # Note [LAMB scratch]
 
     # ------------------------------------------------------------------ SGD
     @_with_float32
@@ -113,7 +195,7 @@ class ReferenceBackend(Backend):
     ):
         lr, momentum, dampening, wd = f32(lr), f32(momentum), f32(dampening), f32(weight_decay)
         grads = _scaled(grads, grad_scale)
-        if _fused_ok(params[0]):
+        if _fused_ok(params[0], params, grads, momentum_buffers):
             torch._fused_sgd_(
                 params,
                 grads,
@@ -165,7 +247,7 @@ class ReferenceBackend(Backend):
         grads = _scaled(grads, grad_scale)
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
-        if _fused_ok(params[0]):
+        if _fused_ok(params[0], params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
             # Note [fused CPU kernels]: rescale lr and eps so the kernel's bias corrections
             # (from float32 betas) give OneFlow's
             bc1_k = 1.0 - b1**step
@@ -259,6 +341,24 @@ class ReferenceBackend(Backend):
         norm_reduce=None,
     ):
         grads = _scaled(grads, grad_scale)
+        if params[0].device.type == "cpu":
+            return self._lamb_cpu(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                max_exp_avg_sqs,
+                step=step,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                eps=eps,
+                weight_decay=weight_decay,
+                adam_w_mode=adam_w_mode,
+                amsgrad=amsgrad,
+                do_bias_correction=do_bias_correction,
+                norm_reduce=norm_reduce,
+            )
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
         if not adam_w_mode:
@@ -290,7 +390,121 @@ class ReferenceBackend(Backend):
                 u_i.mul_(s_i)
         torch._foreach_add_(params, u)
 
+    def _lamb_cpu(
+        self,
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        *,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        adam_w_mode,
+        amsgrad,
+        do_bias_correction,
+        norm_reduce,
+    ):
+        """LAMB on the CPU in two cache-blocked phases (Note [cache blocking]).
+
+        Phase 1, block by block: update m, v (vmax), write -u into a scratch buffer and
+        accumulate each tensor's sums of squares of p and u. Then the trust ratios (after
+        ``norm_reduce``). Phase 2, block by block: ``p -= lr*r*(u [+ wd*p])``. With torch's fused
+        kernels, phase 1 is the fused Adam kernel writing into a zeroed scratch block and phase 2
+        the fused SGD kernel (``maximize`` turns -u into u, its weight decay is LAMB's decoupled
+        decay, its lr is ``lr*r``): about 40 bytes per float32 parameter. The scratch holds one
+        partition's u; it is kept between steps (Note [LAMB scratch]).
+        """
+        bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
+        b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        s = math.sqrt(bc2)
+        dtype = params[0].dtype
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        sums = torch.zeros(2, len(params), dtype=acc)
+        fused = _fused_ok(params[0], params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+        if fused:
+            # Note [fused CPU kernels]: with a zero "param" and these lr/eps, the fused Adam
+            # kernel writes -u = -(m/bc1)/(sqrt(v)/sqrt(bc2) + eps) and updates m, v, vmax
+            bc1_k, s_k = 1.0 - b1**step, math.sqrt(1.0 - b2**step)
+            lr_k, eps_k = (bc1_k / bc1) * (s / s_k), eps32 * s / s_k
+            step_t = torch.tensor(float(step))
+        us = self._lamb_scratch(params)
+        moments = [exp_avgs, exp_avg_sqs, max_exp_avg_sqs]
+        for (p_c, g_c, m_c, v_c, vm_c, u_c), owners in _chunks([params, grads, *moments, us]):
+            if not adam_w_mode:
+                g_c = _weight_decayed(g_c, p_c, wd)
+            if fused:
+                torch._foreach_zero_(u_c)
+                torch._fused_adam_(
+                    u_c,
+                    g_c,
+                    m_c,
+                    v_c,
+                    vm_c or [],
+                    [step_t] * len(u_c),
+                    lr=lr_k,
+                    beta1=b1,
+                    beta2=b2,
+                    weight_decay=0.0,
+                    eps=eps_k,
+                    amsgrad=amsgrad,
+                    maximize=False,
+                )
+            else:
+                denom = self._adam_moments(g_c, m_c, v_c, vm_c, b1, b2, bc2, eps32)
+                torch._foreach_mul_(denom, -bc1)  # u = (m/bc1)/denom, stored negated
+                torch._foreach_copy_(u_c, torch._foreach_div(m_c, denom))
+            index = torch.tensor(owners)
+            for row, ts in ((0, p_c), (1, u_c)):
+                norms = torch.stack(torch._foreach_norm(ts, 2)).to(acc)
+                sums[row].index_add_(0, index, norms.square_())
+        if norm_reduce is not None:
+            norm_reduce(sums)  # Note [LAMB norm_reduce hook]
+        w_norm, u_norm = sums.sqrt().unbind(0)
+        trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+        coef = (trust * lr32).tolist()  # CPU tensors: no device sync
+        decay = wd if adam_w_mode else 0.0
+        for (p_c, u_c), owners in _chunks([params, us]):
+            for p_i, u_i, i in zip(p_c, u_c, owners):
+                if fused:
+                    torch._fused_sgd_(
+                        [p_i],
+                        [u_i],
+                        [],
+                        weight_decay=decay,
+                        momentum=0.0,
+                        lr=f32(coef[i]),
+                        dampening=0.0,
+                        nesterov=False,
+                        maximize=True,
+                        is_first_step=False,
+                    )
+                else:
+                    if decay:
+                        u_i.sub_(p_i, alpha=decay)  # -(u + wd*p)
+                    p_i.add_(u_i, alpha=f32(coef[i]))
+
+    def _lamb_scratch(self, params):
+        """Note [LAMB scratch]: views, shaped like ``params``, of one flat buffer per dtype that
+        the backend keeps and grows to the largest partition LAMB has updated (the price of
+        not recomputing u in phase 2; about one extra parameter-sized buffer)."""
+        total = sum(p.numel() for p in params)
+        key = params[0].dtype
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < total:
+            buf = self._scratch[key] = torch.empty(total, dtype=key)
+        views, offset = [], 0
+        for p in params:
+            views.append(buf[offset : offset + p.numel()].view(p.shape))
+            offset += p.numel()
+        return views
+
     # ------------------------------------------------------------------ RMSprop
+    @_blocked
     @_with_float32
     def rmsprop(
         self,
@@ -341,7 +555,7 @@ class ReferenceBackend(Backend):
     ):
         grads = _scaled(grads, grad_scale)
         lr, lr_decay, wd, eps = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
-        if _HAS_FUSED_ADAGRAD and _fused_ok(params[0]):
+        if _HAS_FUSED_ADAGRAD and _fused_ok(params[0], params, grads, state_sums):
             steps = [torch.tensor(float(step))] * len(params)
             torch._fused_adagrad_(
                 params,
@@ -363,6 +577,7 @@ class ReferenceBackend(Backend):
         torch._foreach_addcdiv_(params, grads, std, -clr)
 
     # ------------------------------------------------------------------ Adadelta
+    @_blocked
     @_with_float32
     def adadelta(
         self, params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, grad_scale
