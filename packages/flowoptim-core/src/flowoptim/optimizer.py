@@ -278,7 +278,9 @@ class Optimizer(torch.optim.Optimizer):
                 for (device, _), idx in self._partition([p for p, _ in pairs]).items():
                     backend = self._backend_for(device)
                     params = [pairs[i][0] for i in idx]
-                    backend.check_tensors([_dist.local(p) for p in params])
+                    backend.check_tensors(
+                        params if layout is None else [_dist.local(p) for p in params]
+                    )
                     if layout is not None and self._reduces_norms:
                         _check_norm_reduce(backend, type(self).__name__)
                     parts.append((backend, params, [pairs[i][1] for i in idx]))
@@ -286,7 +288,10 @@ class Optimizer(torch.optim.Optimizer):
             # phase 2: update
             step = self.global_step + 1
             self._set_global_step(step)
-            step_tensors: list[Tensor] = []
+            # Note [per-parameter step tensor]: one new tensor per step, shared by every
+            # parameter updated in it and never written afterwards; state_dict() hands out a
+            # copy per parameter, so nothing outside ever sees the sharing
+            step_t = torch.tensor(float(step), dtype=torch.float32)
             for gi, group, parts, layout in plan:
                 coef = self._pending_clip.pop(gi, None)
                 for backend, params, grads in parts:
@@ -294,10 +299,9 @@ class Optimizer(torch.optim.Optimizer):
                     for p in params:
                         state = self.state[p]
                         if not state:
-                            state["step"] = torch.zeros((), dtype=torch.float32)
                             self._init_state(p, state, group)
+                        state["step"] = step_t
                         states.append(state)
-                        step_tensors.append(state["step"])
                     scale = None if coef is None else coef.to(params[0].device)
                     if layout is None:
                         self._update(backend, group, params, grads, states, step, scale)
@@ -305,9 +309,6 @@ class Optimizer(torch.optim.Optimizer):
                         self._update_local(
                             backend, group, params, grads, states, step, scale, layout
                         )
-            if step_tensors:
-                torch._foreach_zero_(step_tensors)
-                torch._foreach_add_(step_tensors, float(step))
             self._pending_clip.clear()
         return loss
 
@@ -323,9 +324,8 @@ class Optimizer(torch.optim.Optimizer):
         ``reducible``: the group's norms are reduced, so its tensors must share one mesh (LAMB,
         clip_grad); otherwise only each gradient's layout is checked against its parameter's.
         """
-        if _dist.dtensor_class() is None or not any(
-            _dist.is_dtensor(p) or _dist.is_dtensor(g) for p, g in pairs
-        ):
+        cls = _dist.dtensor_class()
+        if cls is None or not any(isinstance(p, cls) or isinstance(g, cls) for p, g in pairs):
             return None
         where = {id(p): i for i, p in enumerate(group["params"])}
         indices = [where[id(p)] for p, _ in pairs]
@@ -527,8 +527,14 @@ class Optimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------ state dicts
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: ``state`` keyed by parameter index, ``param_groups`` with ``params``
-        index lists; each group also carries the optimizer-wide ``step``."""
-        return super().state_dict()
+        index lists; each group also carries the optimizer-wide ``step``. Each parameter's
+        ``step`` is its own tensor (Note [per-parameter step tensor])."""
+        sd = super().state_dict()
+        sd["state"] = {
+            k: {**v, "step": v["step"].clone()} if isinstance(v.get("step"), Tensor) else v
+            for k, v in sd["state"].items()
+        }
+        return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load our own, torch.optim's (same algorithm) or OneFlow 0.9.0's layout (spec §4).

@@ -58,7 +58,7 @@ def _fused_ok(t: Tensor, *lists: list[Tensor] | None) -> bool:
     a contiguous grad would be updated with the wrong elements)."""
     if not (_HAS_FUSED and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)):
         return False
-    return all(x.is_contiguous() for lst in lists if lst is not None for x in lst)
+    return all(all(map(Tensor.is_contiguous, lst)) for lst in lists if lst is not None)
 
 
 def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
