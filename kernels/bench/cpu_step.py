@@ -73,30 +73,30 @@ def _params(shapes):
     return ps
 
 
-def _time(opt, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        opt.step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
 def bench(name: str, workload: str, repeats: int) -> dict[str, float]:
+    """Median step time (ms) per provider.
+
+    Every provider steps the same parameter and gradient tensors (each with its own optimizer
+    state), and providers are timed in interleaved rounds, so page placement and machine drift
+    do not favour one of them.
+    """
     make_fo, make_torch, has_fused = OPTIMIZERS[name]
-    shapes = WORKLOADS[workload]
-    out = {}
-    out["flowoptim"] = _time(make_fo(_params(shapes)), repeats)
+    params = _params(WORKLOADS[workload])
     if make_torch is None:  # LAMB: compare with torch's fastest Adam
-        make_torch = OPTIMIZERS["adam"][1]
-        has_fused = True
+        make_torch, has_fused = OPTIMIZERS["adam"][1], True
+    opts = {"flowoptim": make_fo(params)}
     if has_fused:
-        out["torch-fused"] = _time(make_torch(_params(shapes), fused=True), repeats)
-    out["torch-foreach"] = _time(make_torch(_params(shapes), foreach=True), repeats)
-    out["torch-forloop"] = _time(make_torch(_params(shapes), foreach=False), repeats)
-    return out
+        opts["torch-fused"] = make_torch(params, fused=True)
+    opts["torch-foreach"] = make_torch(params, foreach=True)
+    opts["torch-forloop"] = make_torch(params, foreach=False)
+    times: dict[str, list[float]] = {k: [] for k in opts}
+    for round_ in range(repeats + 2):
+        for key, opt in opts.items():
+            t0 = time.perf_counter()
+            opt.step()
+            if round_ >= 2:  # warm-up rounds: state creation, first-touch page faults
+                times[key].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def main() -> None:
