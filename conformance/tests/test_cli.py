@@ -82,6 +82,16 @@ def test_torch_adapter_is_information_only(capsys):
     assert "torch.optim float32 (info)" in out and "depart" in out
 
 
+def test_torch_adapter_reports_lamb_as_not_applicable(capsys):
+    # torch.optim has no LAMB: every LAMB case, error cases included, is n/a, never "depart"
+    assert main(["--backend", "reference", "--torch-adapter", "--family", "LAMB",
+                 "--dtype", "float32"]) == 0  # fmt: skip
+    out, _ = last_line(capsys)
+    row = next(line for line in out.splitlines() if line.startswith("LAMB"))
+    passed, failed, _xfailed, agree, depart, na = (int(x) for x in row.split()[1:7])
+    assert (failed, agree, depart) == (0, 0, 0) and na == passed > 0
+
+
 def test_module_entry_point_runs_from_outside_the_checkout(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "flowoptim_conformance", "--backend", "reference",
