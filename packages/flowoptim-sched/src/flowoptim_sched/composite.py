@@ -60,11 +60,23 @@ def _check_children(owner: str, schedulers: Any, optimizer: Any) -> list[ClosedF
     return children
 
 
-def _nested_state(schedulers: Sequence[ClosedFormLR]) -> list[dict[str, Any]]:
-    return [s.state_dict() for s in schedulers]
+class _OfSchedulers(ClosedFormLR):
+    """A scheduler built from ``self.schedulers``: their states travel inside its state dict."""
+
+    schedulers: list[ClosedFormLR]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["schedulers"] = [s.state_dict() for s in self.schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for s, saved in zip(self.schedulers, state_dict["schedulers"], strict=True):
+            s.load_state_dict(saved)
 
 
-class SequentialLR(ClosedFormLR):
+class SequentialLR(_OfSchedulers):
     r"""Hand over from one scheduler to the next at each milestone.
 
     .. math:: lr(s) = f_k(b, s') ,\quad k = \mathrm{bisect\_right}(milestones, s),\quad
@@ -140,18 +152,8 @@ class SequentialLR(ClosedFormLR):
         self.schedulers[k].last_step = local
         self.schedulers[k]._last_lr = list(self._last_lr)
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["schedulers"] = _nested_state(self.schedulers)
-        return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        for s, saved in zip(self.schedulers, state_dict["schedulers"], strict=True):
-            s.load_state_dict(saved)
-
-
-class ChainedScheduler(ClosedFormLR):
+class ChainedScheduler(_OfSchedulers):
     r"""Feed each scheduler's lr to the next one as its base lr, all at the same step.
 
     .. math:: lr(s) = f_n(\dots f_2(f_1(b, s), s) \dots, s)
@@ -201,16 +203,6 @@ class ChainedScheduler(ClosedFormLR):
         super()._update_lr(epoch)
         for s in self.schedulers:
             s.last_step = self.last_step
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["schedulers"] = _nested_state(self.schedulers)
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        for s, saved in zip(self.schedulers, state_dict["schedulers"], strict=True):
-            s.load_state_dict(saved)
 
 
 class WarmupLR(ClosedFormLR):
