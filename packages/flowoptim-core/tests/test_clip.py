@@ -131,3 +131,14 @@ def test_zero_grad_drops_a_pending_fused_coefficient():
     a.grad = torch.tensor([1.0, 0.0])
     opt.step()
     torch.testing.assert_close(a.detach(), torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("cls", [fo.SGD, fo.RMSprop])
+def test_sparse_gradient_is_refused_by_clip_grad_and_left_untouched(cls):
+    a = torch.zeros(4, requires_grad=True)
+    opt = cls([{"params": [a], "clip_grad_max_norm": 1.0}])
+    a.grad = torch.sparse_coo_tensor([[1]], [5.0], (4,), check_invariants=True)
+    with pytest.raises(RuntimeError, match="clip_grad does not support sparse gradients"):
+        opt.clip_grad()
+    assert a.grad.is_sparse
+    torch.testing.assert_close(a.grad.to_dense(), torch.tensor([0.0, 5.0, 0.0, 0.0]))

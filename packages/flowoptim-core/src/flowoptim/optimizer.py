@@ -451,9 +451,9 @@ class Optimizer(torch.optim.Optimizer):
         with torch.no_grad():
             for gi, group in clipped:
                 norm_type = float(group.get("clip_grad_norm_type", 2.0))
-                pairs = self._check_grads(gi, group)
-                if any(p.grad.is_sparse for p, _ in pairs):
+                if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
                     raise RuntimeError(f"clip_grad does not support sparse gradients (group {gi})")
+                pairs = self._check_grads(gi, group)
                 # empty tensors contribute nothing to any norm (and inf/-inf have no identity
                 # over zero elements); a group with only empty grads has total 0 like no grads
                 pairs = [(p, g) for p, g in pairs if g.numel() > 0]

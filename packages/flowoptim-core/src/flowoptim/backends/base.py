@@ -45,11 +45,9 @@ optimizer raises before anything is modified.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Callable, Sequence
 
-import torch
 from torch import Tensor
 
 __all__ = ["Backend", "bias_corrections", "f32"]
@@ -68,11 +66,6 @@ def bias_corrections(beta1: float, beta2: float, step: int, enabled: bool) -> tu
     if not enabled:
         return 1.0, 1.0
     return f32(1.0 - beta1**step), f32(1.0 - beta2**step)
-
-
-def sqrt_f32(x: float) -> float:
-    """float32 square root of a float32 value (as a C ``sqrtf`` would give)."""
-    return f32(math.sqrt(x))
 
 
 class Backend:
@@ -224,7 +217,3 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<flowoptim backend {self.name!r}>"
-
-
-def partition_key(t: Tensor) -> tuple[torch.device, torch.dtype]:
-    return (t.device, t.dtype)

@@ -38,6 +38,7 @@ to their dtype, as a fused GPU kernel stores them).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -52,13 +53,14 @@ _HAS_FUSED = all(hasattr(torch, n) for n in ("_fused_adam_", "_fused_adamw_", "_
 _HAS_FUSED_ADAGRAD = hasattr(torch, "_fused_adagrad_")
 
 
-def _fused_ok(t: Tensor, *lists: list[Tensor] | None) -> bool:
+def _fused_ok(params: list[Tensor], *lists: list[Tensor] | None) -> bool:
     """Whether torch's fused CPU kernels can run: CPU, float32/float64, and every operand
     contiguous (the kernels index all operands with the param's strides: a transposed param with
     a contiguous grad would be updated with the wrong elements)."""
+    t = params[0]
     if not (_HAS_FUSED and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)):
         return False
-    return all(all(map(Tensor.is_contiguous, lst)) for lst in lists if lst is not None)
+    return all(all(map(Tensor.is_contiguous, lst)) for lst in (params, *lists) if lst is not None)
 
 
 def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
@@ -79,6 +81,7 @@ def _with_float32(fn):
     """Run a foreach-path functional in float32 for fp16/bf16 partitions (Note [low precision
     in the reference backend]); positional lists are params, grads, then state lists."""
 
+    @functools.wraps(fn)  # keeps fn's signature visible (e.g. lamb's norm_reduce keyword)
     def wrapper(self, params, grads, *states, **kw):
         if not params or params[0].dtype not in _LOW:
             return fn(self, params, grads, *states, **kw)
@@ -91,9 +94,6 @@ def _with_float32(fn):
             if orig is not None:
                 torch._foreach_copy_(orig, up)
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__wrapped__ = fn  # inspect.signature shows fn's keywords (e.g. lamb's norm_reduce)
     return wrapper
 
 
@@ -157,6 +157,7 @@ def _chunks(lists, budget: int = BLOCK_ELEMS):
 def _blocked(fn):
     """Run an elementwise functional block by block on the CPU (Note [cache blocking])."""
 
+    @functools.wraps(fn)
     def wrapper(self, params, *lists, **kw):
         if not params or params[0].device.type != "cpu":
             return fn(self, params, *lists, **kw)
@@ -164,8 +165,6 @@ def _blocked(fn):
             fn(self, *batch, **kw)
         return None
 
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
     return wrapper
 
 
@@ -195,7 +194,7 @@ class ReferenceBackend(Backend):
     ):
         lr, momentum, dampening, wd = f32(lr), f32(momentum), f32(dampening), f32(weight_decay)
         grads = _scaled(grads, grad_scale)
-        if _fused_ok(params[0], params, grads, momentum_buffers):
+        if _fused_ok(params, grads, momentum_buffers):
             torch._fused_sgd_(
                 params,
                 grads,
@@ -247,7 +246,7 @@ class ReferenceBackend(Backend):
         grads = _scaled(grads, grad_scale)
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
-        if _fused_ok(params[0], params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+        if _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
             # Note [fused CPU kernels]: rescale lr and eps so the kernel's bias corrections
             # (from float32 betas) give OneFlow's
             bc1_k = 1.0 - b1**step
@@ -425,7 +424,7 @@ class ReferenceBackend(Backend):
         dtype = params[0].dtype
         acc = torch.float64 if dtype == torch.float64 else torch.float32
         sums = torch.zeros(2, len(params), dtype=acc)
-        fused = _fused_ok(params[0], params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
+        fused = _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
         if fused:
             # Note [fused CPU kernels]: with a zero "param" and these lr/eps, the fused Adam
             # kernel writes -u = -(m/bc1)/(sqrt(v)/sqrt(bc2) + eps) and updates m, v, vmax
@@ -555,7 +554,7 @@ class ReferenceBackend(Backend):
     ):
         grads = _scaled(grads, grad_scale)
         lr, lr_decay, wd, eps = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
-        if _HAS_FUSED_ADAGRAD and _fused_ok(params[0], params, grads, state_sums):
+        if _HAS_FUSED_ADAGRAD and _fused_ok(params, grads, state_sums):
             steps = [torch.tensor(float(step))] * len(params)
             torch._fused_adagrad_(
                 params,
