@@ -136,6 +136,9 @@ def bench_cpu(session: nox.Session) -> None:
 @nox.session(tags=["gpu", "bench"])
 def bench_gpu(session: nox.Session) -> None:
     """GPU step times against torch and the copy floor (needs CUDA)."""
+    script = ROOT / "kernels" / "bench" / "gpu_step.py"
+    if not script.exists():
+        session.error(f"{script.relative_to(ROOT)} is not written yet (the GPU performance issue)")
     _install(session, CORE, TRITON, extra=("triton",))
     _require_gpu(session)
-    session.run("python", str(ROOT / "kernels" / "bench" / "gpu_step.py"), *session.posargs)
+    session.run("python", str(script), *session.posargs)
