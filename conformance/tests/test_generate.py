@@ -45,3 +45,65 @@ def test_vectors_are_package_data_with_hex_floats():
     (case,) = cases
     got = float.fromhex(case["steps"][0]["expected"]["params"][0]["data"][0])
     assert abs(got - 0.8999993) < 1e-7
+
+
+def _generate_in_subprocess(out_dir, env_extra):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **env_extra}
+    code = (
+        "import sys, numpy._core._multiarray_umath as m\n"
+        "from flowoptim_conformance import generate\n"
+        "print(sorted(k for k, v in m.__cpu_features__.items() if v))\n"
+        "sys.exit(generate.main(['--dir', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(out_dir)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()[0]
+
+
+def test_vectors_do_not_depend_on_numpy_simd_dispatch(tmp_path):
+    """Note [machine-independent formulas]: the same bits with numpy's CPU dispatch narrowed to
+    the x86-64 baseline (no AVX2, no AVX-512) as with everything this CPU has."""
+    import platform
+
+    import pytest
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("numpy's x86-64 dispatch levels only")
+    wide, narrow = tmp_path / "default", tmp_path / "narrow"
+    _generate_in_subprocess(wide, {"NPY_DISABLE_CPU_FEATURES": ""})
+    features = _generate_in_subprocess(narrow, {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"})
+    assert "X86_V3" not in features and "X86_V4" not in features, features
+    names = sorted(f.name for f in wide.iterdir())
+    assert names == sorted(f.name for f in narrow.iterdir()) and len(names) == 9
+    for name in names:
+        assert (wide / name).read_bytes() == (narrow / name).read_bytes(), name
+
+
+def test_norms_are_exactly_rounded_and_order_free():
+    """Sums are math.fsum (exact, order-free): permuting a gradient's elements or the tensors
+    of a group cannot move a bit of the total (np.sum's pairwise, SIMD-blocked sum can)."""
+    import numpy as np
+
+    from flowoptim_conformance import formulas
+
+    rng = np.random.default_rng(7)
+    g = rng.standard_normal(4099) * np.exp2(rng.integers(-30, 30, 4099))
+    h = rng.standard_normal(37)
+    perm = rng.permutation(g.size)
+    for nt in (1.0, 2.0, 3.0, 0.5, 7.5):
+        a = formulas.grad_norm([g, h], nt)
+        assert formulas.grad_norm([g[perm], h], nt) == a
+        assert formulas.grad_norm([h, g[::-1]], nt) == a
+    # the 2-norm is sqrt of the exactly rounded sum of the (rounded) squares
+    from fractions import Fraction
+
+    exact = sum(Fraction(float(x) * float(x)) for x in g)
+    assert formulas.grad_norm([g], 2.0) == float(np.sqrt(float(exact)))
+    # an overflowing norm is inf, not an exception
+    assert formulas.grad_norm([np.array([1e300, 1e300])], 3.0) == float("inf")

@@ -11,6 +11,18 @@ hyperparameter to float32 (also for float64 parameters): ``f32(beta)``, ``1 - be
 Python value, then rounded to float32 (:func:`bias_corrections`). Everything else here is float64
 arithmetic on those values, so the result is the exact formula up to float64 rounding.
 
+Note [machine-independent formulas]
+-----------------------------------
+The vectors are checked in and regenerated bit for bit on whatever x86-64 (or other) CPU runs
+``nox -s vectors``, so every float64 value here must be exactly defined by IEEE 754, whatever
+SIMD path numpy dispatches to. Elementwise ``+ - * /``, ``sqrt``, ``abs``, ``maximum`` and
+conversions are correctly rounded on every path, so numpy may do them. Reductions are not:
+``np.sum`` and ``np.linalg.norm`` add in an order (and with a pairwise blocking) that depends on
+the SIMD width, and numpy's vectorised ``**`` may differ from the scalar ``pow`` in the last bit.
+So sums go through :func:`_fsum` (``math.fsum``: the exactly rounded sum, independent of order)
+and non-trivial powers through scalar ``math.pow`` (:func:`_pow`). ``test_generate`` regenerates
+with numpy's CPU dispatch narrowed and checks that the bits do not move.
+
 Note [low precision storage]
 ----------------------------
 The simulators take an optional ``store`` function, applied to every parameter, gradient and state
@@ -90,6 +102,36 @@ def rounder(dtype: str) -> Store:
 
 def _st(store: Store, x: Array) -> Array:
     return x if store is None else store(x)
+
+
+def _fsum(values) -> float:
+    """The exactly rounded sum of non-negative float64 values (Note [machine-independent
+    formulas]); an overflowing sum is inf, as the float64 sum it stands for."""
+    try:
+        return math.fsum(np.asarray(values, dtype=np.float64).ravel().tolist())
+    except OverflowError:
+        return math.inf
+
+
+def _pow(x: float, y: float) -> float:
+    """``x ** y`` for ``x >= 0`` (or NaN), by scalar libm ``pow``, or exactly for ``y`` in
+    (1, 2, 0.5) (Note [machine-independent formulas]); an overflow gives inf."""
+    if y == 1.0:
+        return x
+    if y == 2.0:
+        return x * x
+    if y == 0.5:
+        return math.sqrt(x)
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return math.inf
+
+
+def _sum_sq(a: Array) -> float:
+    """``sum(a * a)``: elementwise squares (exact IEEE products), then :func:`_fsum`."""
+    a = np.asarray(a, dtype=np.float64)
+    return _fsum(a * a)
 
 
 # ---------------------------------------------------------------------------- defaults (spec §2)
@@ -186,8 +228,8 @@ def lamb(p, g, s, *, t, lr, betas, eps, weight_decay, adam_w_mode, amsgrad, do_b
         do_bias_correction=do_bias_correction,
     )  # fmt: skip
     u = (m / bc1) / (np.sqrt(v) / math.sqrt(bc2) + eps32)
-    w_norm = float(np.sqrt(np.sum(p * p)))
-    u_norm = float(np.sqrt(np.sum(u * u)))
+    w_norm = math.sqrt(_sum_sq(p))
+    u_norm = math.sqrt(_sum_sq(u))
     trust = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
     return p - (lr * trust) * (u + wd * p if adam_w_mode else u)
 
@@ -259,9 +301,9 @@ def grad_norm(grads: Sequence[Array], norm_type: float) -> float:
         return float(min(np.min(np.abs(g)) for g in grads))
     if nt == 0:
         return float(sum(1 for g in grads if np.count_nonzero(g)))
-    with np.errstate(over="ignore", invalid="ignore"):
-        per = np.array([np.sum(np.abs(g) ** nt) ** (1.0 / nt) for g in grads])
-        return float(np.sum(per**nt) ** (1.0 / nt))
+    # Note [machine-independent formulas]: scalar pow and exactly rounded sums
+    per = [_pow(_fsum([_pow(x, nt) for x in np.abs(g).tolist()]), 1.0 / nt) for g in grads]
+    return _pow(_fsum([_pow(x, nt) for x in per]), 1.0 / nt)
 
 
 def clip_grads(grads: Sequence[Array], max_norm: float, norm_type: float = 2.0):
