@@ -19,6 +19,33 @@ OneFlow passes hyperparameters to its kernels as C ``float``. Every backend must
 holds for float64 parameters too. Ignoring it leaves a ~1e-6 relative drift (spec §8: Adam gives
 0.8999993, not 0.9).
 
+Note [float64 derived quantities]
+---------------------------------
+Spec §1.10. For float64 parameters the hyperparameters are still rounded to float32 once (``f32``)
+and the bias corrections are still ``float32(1 - beta_k**t)`` (:func:`bias_corrections`), as for
+every dtype; but every *other* quantity derived from them (``1 - beta``, ``1 - dampening``,
+``1 - alpha``, ``1 - rho``, ``sqrt(bc2)``, ``lr/bc1``, ``lr*wd``, Adagrad's ``lr/(1+(t-1)*decay)``,
+LAMB's trust ratio and ``lr*trust``) is computed in float64 from those values and never rounded to
+float32. For float32 (and fp16/bf16, computed in float32) parameters they are float32 values, as
+OneFlow's C ``float`` kernels compute them. :func:`derived` rounds accordingly. Float64 results
+are then checked to 1e-12 relative by the conformance suite.
+
+Note [maximize]
+---------------
+Every functional takes ``maximize`` (spec §1.9, torch's semantics): the update uses ``-g`` in place
+of ``g`` (after ``grad_scale``, before weight decay and everything else); the gradient tensor is
+never modified.
+
+Note [degenerate hyperparameters]
+---------------------------------
+Valid hyperparameters may round to degenerate float32 values: ``beta = 0.99999999`` is ``< 1`` but
+``f32(beta) == 1.0`` (so ``1 - beta == 0``), ``momentum = 1e-46`` is ``> 0`` but ``f32(momentum) ==
+0``. Backends compute the spec's formula with those values and never fail or produce NaN because
+of them: the bias corrections come from the double values (:func:`bias_corrections`), so they stay
+nonzero; a ``1 - beta`` of 0 leaves the moment at its old value; a momentum of 0 keeps a buffer
+``0 * buf + (1 - dampening) * g'``. Which state exists is decided by the optimizer class from the
+Python value (``momentum != 0``), never from the rounded one.
+
 Note [grad_scale]
 -----------------
 ``grad_scale`` is None or a 0-d float32 tensor on the partition's device (the clip coefficient of
@@ -50,7 +77,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
-__all__ = ["Backend", "bias_corrections", "f32"]
+__all__ = ["Backend", "bias_corrections", "derived", "f32"]
 
 
 def f32(x: float) -> float:
@@ -66,6 +93,12 @@ def bias_corrections(beta1: float, beta2: float, step: int, enabled: bool) -> tu
     if not enabled:
         return 1.0, 1.0
     return f32(1.0 - beta1**step), f32(1.0 - beta2**step)
+
+
+def derived(x: float, compute_dtype_is_float64: bool) -> float:
+    """A derived hyperparameter quantity (Note [float64 derived quantities]): ``x`` unchanged
+    (float64) for float64 parameters, else rounded to float32."""
+    return float(x) if compute_dtype_is_float64 else f32(x)
 
 
 class Backend:
@@ -100,7 +133,7 @@ class Backend:
         dampening: float,
         weight_decay: float,
         nesterov: bool,
-        maximize: bool,
+        maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,
     ) -> None:
         raise NotImplementedError
@@ -122,6 +155,7 @@ class Backend:
         decoupled_weight_decay: bool,  # False: Adam (L2 in g); True: AdamW
         amsgrad: bool,
         do_bias_correction: bool,
+        maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,
     ) -> None:
         raise NotImplementedError
@@ -143,6 +177,7 @@ class Backend:
         adam_w_mode: bool,
         amsgrad: bool,
         do_bias_correction: bool,
+        maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,
         norm_reduce: Callable[[Tensor], None] | None = None,
     ) -> None:
@@ -167,6 +202,7 @@ class Backend:
         weight_decay: float,
         momentum: float,
         centered: bool,
+        maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,
     ) -> None:
         raise NotImplementedError
@@ -182,6 +218,7 @@ class Backend:
         lr_decay: float,
         weight_decay: float,
         eps: float,
+        maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,
     ) -> None:
         raise NotImplementedError
@@ -197,6 +234,7 @@ class Backend:
         rho: float,
         eps: float,
         weight_decay: float,
+        maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,
     ) -> None:
         raise NotImplementedError
