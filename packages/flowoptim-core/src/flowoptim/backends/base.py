@@ -48,11 +48,14 @@ Python value (``momentum != 0``), never from the rounded one.
 
 Note [grad_scale]
 -----------------
-``grad_scale`` is None or a 0-d float32 tensor on the partition's device (the clip coefficient of
-the fused clip mode, ``Optimizer.clip_grad(fused=True)``). When given, the update uses
-``g * grad_scale`` in place of ``g``, rounded to the gradient's dtype (so that the fused mode gives
-the parameters bit for bit what clipping in place then stepping gives), and the gradient tensor
-itself is left unchanged. It is applied before maximize and weight decay.
+``grad_scale`` is None or a 0-d tensor on the partition's device whose dtype is the partition's
+compute dtype (float64 for float64 partitions, float32 otherwise): the clip coefficient of the fused
+clip mode, ``Optimizer.clip_grad(fused=True)``. When given, the update uses ``g * grad_scale``
+(computed in the compute dtype, then rounded to the gradient's dtype) in place of ``g``, and the
+gradient tensor itself is left unchanged. :meth:`Backend.scale_` (the in-place clip) computes
+exactly the same product and rounding, for every shape (0-d included) and stride, so the fused
+mode gives the parameters bit for bit what clipping in place then stepping gives (spec §3). It
+is applied before maximize and weight decay.
 
 Note [LAMB norm_reduce hook]
 ----------------------------
@@ -250,7 +253,9 @@ class Backend:
         raise NotImplementedError
 
     def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
-        """``t *= coef`` in place for every tensor (``coef``: 0-d tensor on the same device)."""
+        """``t *= coef`` in place for every tensor: the product in the compute dtype, rounded to
+        ``t``'s dtype, exactly as ``grad_scale`` is applied (Note [grad_scale]). ``coef``: a 0-d
+        tensor on the same device, in the compute dtype of ``tensors``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
