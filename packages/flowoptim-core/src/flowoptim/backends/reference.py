@@ -71,6 +71,12 @@ def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
     return torch._foreach_mul(grads, grad_scale)
 
 
+def _negated(grads: list[Tensor], maximize: bool) -> list[Tensor]:
+    """``-g`` as new tensors when maximizing (Note [maximize]; the user's grads are never
+    modified)."""
+    return torch._foreach_neg(grads) if maximize else grads
+
+
 def _upcast(tensors: list[Tensor] | None) -> list[Tensor] | None:
     if tensors is None:
         return None
@@ -241,9 +247,10 @@ class ReferenceBackend(Backend):
         decoupled_weight_decay,
         amsgrad,
         do_bias_correction,
+        maximize,
         grad_scale,
     ):
-        grads = _scaled(grads, grad_scale)
+        grads = _negated(_scaled(grads, grad_scale), maximize)
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
         if _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
@@ -336,10 +343,11 @@ class ReferenceBackend(Backend):
         adam_w_mode,
         amsgrad,
         do_bias_correction,
+        maximize,
         grad_scale,
         norm_reduce=None,
     ):
-        grads = _scaled(grads, grad_scale)
+        grads = _negated(_scaled(grads, grad_scale), maximize)
         if params[0].device.type == "cpu":
             return self._lamb_cpu(
                 params,
@@ -519,9 +527,10 @@ class ReferenceBackend(Backend):
         weight_decay,
         momentum,
         centered,
+        maximize,
         grad_scale,
     ):
-        grads = _scaled(grads, grad_scale)
+        grads = _negated(_scaled(grads, grad_scale), maximize)
         lr, alpha, eps, wd, momentum = (
             f32(lr),
             f32(alpha),
@@ -550,9 +559,20 @@ class ReferenceBackend(Backend):
     # ------------------------------------------------------------------ Adagrad
     @_with_float32
     def adagrad(
-        self, params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps, grad_scale
+        self,
+        params,
+        grads,
+        state_sums,
+        *,
+        step,
+        lr,
+        lr_decay,
+        weight_decay,
+        eps,
+        maximize,
+        grad_scale,
     ):
-        grads = _scaled(grads, grad_scale)
+        grads = _negated(_scaled(grads, grad_scale), maximize)
         lr, lr_decay, wd, eps = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
         if _HAS_FUSED_ADAGRAD and _fused_ok(params, grads, state_sums):
             steps = [torch.tensor(float(step))] * len(params)
@@ -579,9 +599,20 @@ class ReferenceBackend(Backend):
     @_blocked
     @_with_float32
     def adadelta(
-        self, params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, grad_scale
+        self,
+        params,
+        grads,
+        square_avgs,
+        acc_deltas,
+        *,
+        lr,
+        rho,
+        eps,
+        weight_decay,
+        maximize,
+        grad_scale,
     ):
-        grads = _scaled(grads, grad_scale)
+        grads = _negated(_scaled(grads, grad_scale), maximize)
         lr, rho, eps, wd = f32(lr), f32(rho), f32(eps), f32(weight_decay)
         grads = _weight_decayed(grads, params, wd)
         torch._foreach_mul_(square_avgs, rho)
