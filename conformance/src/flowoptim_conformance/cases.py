@@ -119,6 +119,12 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
          dict(lr=0.05, momentum=0.7, dampening=0.2, weight_decay=0.03, maximize=True)),
         ("maximize-nesterov", dict(lr=0.05, momentum=0.9, nesterov=True, maximize=True)),
         ("defaults", dict()),
+        # OneFlow 0.9.0 accepts nesterov without momentum and with dampening (spec §1.7, §9)
+        ("nesterov-no-momentum", dict(lr=0.1, nesterov=True)),
+        ("nesterov-dampening", dict(lr=0.1, momentum=0.9, dampening=0.5, nesterov=True)),
+        ("nesterov-dampening-maximize-weight-decay",
+         dict(lr=0.05, momentum=0.6, dampening=1.0, nesterov=True, maximize=True,
+              weight_decay=0.02)),
     ],
     "Adam": [
         ("plain", dict(lr=0.01)),
@@ -133,6 +139,9 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         ("all-options", dict(lr=0.03, betas=(0.85, 0.95), eps=1e-4, weight_decay=0.02,
                              amsgrad=True, do_bias_correction=False)),
         ("defaults", dict()),
+        ("maximize", dict(lr=0.01, maximize=True)),
+        ("maximize-amsgrad-weight-decay",
+         dict(lr=0.01, maximize=True, amsgrad=True, weight_decay=0.05)),
     ],
     "AdamW": [
         ("plain", dict(lr=0.01)),
@@ -147,6 +156,7 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         ("all-options", dict(lr=0.03, betas=(0.85, 0.95), eps=1e-4, weight_decay=0.3,
                              amsgrad=True, do_bias_correction=False)),
         ("defaults", dict()),
+        ("maximize-weight-decay", dict(lr=0.01, maximize=True, weight_decay=0.1)),
     ],
     "LAMB": [
         ("plain", dict(lr=0.01)),
@@ -160,6 +170,9 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
               adam_w_mode=False)),
         ("betas-eps", dict(lr=0.02, betas=(0.8, 0.9), eps=1e-3, weight_decay=0.05)),
         ("defaults", dict()),
+        ("maximize-weight-decay", dict(lr=0.01, maximize=True, weight_decay=0.5)),
+        ("maximize-l2-amsgrad",
+         dict(lr=0.01, maximize=True, weight_decay=0.2, adam_w_mode=False, amsgrad=True)),
     ],
     "RMSprop": [
         ("plain", dict(lr=0.01)),
@@ -173,6 +186,13 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         ("eps", dict(lr=0.01, eps=1e-2)),
         ("alpha-zero", dict(lr=0.5, alpha=0.0, eps=1e-4)),
         ("defaults", dict()),
+        ("maximize", dict(lr=0.01, maximize=True)),
+        ("maximize-centered-momentum-weight-decay",
+         dict(lr=0.01, maximize=True, centered=True, momentum=0.5, weight_decay=0.05)),
+        # alpha = 0: r = g'^2 and a = g', so den = r - a*a is exactly 0 when a*a is rounded
+        # before the subtraction (spec §2: no fused multiply-add)
+        ("centered-alpha-zero", dict(lr=0.1, alpha=0.0, eps=1e-8, centered=True)),
+        ("alpha-one", dict(lr=0.01, alpha=1.0, eps=1e-2)),
     ],
     "Adagrad": [
         ("plain", dict(lr=0.1)),
@@ -184,6 +204,9 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         ("lr-decay-weight-decay-initial-accumulator",
          dict(lr=0.2, lr_decay=0.3, weight_decay=0.05, initial_accumulator_value=0.25, eps=1e-3)),
         ("defaults", dict()),
+        ("maximize", dict(lr=0.1, maximize=True)),
+        ("maximize-lr-decay-weight-decay",
+         dict(lr=0.1, maximize=True, lr_decay=0.1, weight_decay=0.1)),
     ],
     "Adadelta": [
         ("plain", dict()),
@@ -194,6 +217,8 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         ("rho-zero", dict(rho=0.0)),
         ("rho-one", dict(rho=1.0)),
         ("all-options", dict(lr=0.7, rho=0.8, eps=1e-4, weight_decay=0.05)),
+        ("maximize", dict(maximize=True)),
+        ("maximize-weight-decay", dict(lr=0.7, maximize=True, weight_decay=0.05)),
     ],
 }  # fmt: skip
 
@@ -373,6 +398,15 @@ def clip_cases() -> list[dict]:
             cases.append(_optim(f"clip-norm{name}-large", "SGD", dict(lr=0.1),
                                 [{"params": [0, 1], **grp}], [(BIG,), (3,)],
                                 _steps(2, n=2, clip={}), family=fam))  # fmt: skip
+    # clip_grad_norm_type given as a string, as OneFlow and torch accept it (float() of it)
+    for name, nt in [("inf", "inf"), ("-inf", "-inf"), ("2", "2"), ("1.5", "1.5")]:
+        grp = {"clip_grad_max_norm": 1.0, "clip_grad_norm_type": nt}
+        cases.append(_optim(f"clip-norm-string{name}-worked-value", "SGD", dict(lr=0.1),
+                            [{"params": [0, 1], **grp}], [np.ones(3), np.ones(2)],
+                            [{"grads": worked, "clip": {}}], family=fam))  # fmt: skip
+        cases.append(_optim(f"clip-norm-string{name}-fused-adam", "Adam", dict(lr=0.01),
+                            [{"params": [0, 1], **grp}], [(7,), (2, 3)],
+                            _steps(2, clip={"fused": True}), family=fam))  # fmt: skip
     for name, opt, kw in [
         ("sgd-momentum", "SGD", dict(lr=0.1, momentum=0.9)),
         ("lamb", "LAMB", dict(lr=0.01, weight_decay=0.1)),
@@ -421,14 +455,14 @@ ERRORS: dict[str, list[tuple[str, dict, object]]] = {
     "SGD": [("momentum-negative", dict(momentum=-0.5), -0.5),
             ("dampening-above-one", dict(momentum=0.9, dampening=1.5), 1.5),
             ("dampening-negative", dict(momentum=0.9, dampening=-0.1), -0.1),
-            ("nesterov-without-momentum", dict(nesterov=True), None),
-            ("nesterov-with-dampening", dict(momentum=0.9, dampening=0.5, nesterov=True), None)],
+            ("maximize-not-bool", dict(maximize="yes"), None, ["TypeError"])],
     "adam-like": [("eps-negative", dict(eps=-1e-8), -1e-8),
                   ("beta1-one", dict(betas=(1.0, 0.999)), 1.0),
                   ("beta2-one", dict(betas=(0.9, 1.0)), 1.0),
                   ("beta1-negative", dict(betas=(-0.1, 0.999)), -0.1),
                   ("beta2-above-one", dict(betas=(0.9, 1.5)), 1.5)],
     "RMSprop": [("alpha-negative", dict(alpha=-0.1), -0.1),
+                ("alpha-above-one", dict(alpha=1.5), 1.5),
                 ("eps-negative", dict(eps=-1.0), -1.0),
                 ("momentum-negative", dict(momentum=-0.1), -0.1)],
     "Adagrad": [("initial-accumulator-negative", dict(initial_accumulator_value=-0.5), -0.5),
@@ -446,23 +480,30 @@ def error_cases(family: str) -> list[dict]:
     if family in ("Adam", "AdamW", "LAMB"):
         rules += ERRORS["adam-like"]
     cases = []
-    for name, kw, value in rules:
+    for name, kw, value, *raises in rules:
         c = dict(id=f"{slug}-error-{name}", kind="error", family=family, optimizer=family,
-                 target="constructor", kwargs=kw, raises=["ValueError"])  # fmt: skip
+                 target="constructor", kwargs=kw,
+                 raises=raises[0] if raises else ["ValueError"])  # fmt: skip
         if value is not None:
             c["names"] = repr(value)
         cases.append(c)
     cases.append(dict(id=f"{slug}-error-add-param-group-lr-negative", kind="error", family=family,
                       optimizer=family, target="add_param_group", kwargs=dict(lr=-0.5),
                       raises=["ValueError"], names="-0.5"))  # fmt: skip
+    # clip_grad_norm_type goes through float() (spec §1.7): a string float() refuses is an error
+    cases.append(dict(id=f"{slug}-error-add-param-group-clip-norm-type-bad-string", kind="error",
+                      family=family, optimizer=family, target="add_param_group",
+                      kwargs=dict(clip_grad_max_norm=1.0, clip_grad_norm_type="infinite"),
+                      raises=["ValueError"], names="'infinite'"))  # fmt: skip
     for form, raises in [
         ("bare-tensor", ["TypeError", "ValueError"]),
         ("set", ["TypeError", "ValueError"]),
         ("empty", ["ValueError"]),
         ("duplicate-in-group", ["ValueError"]),
         ("duplicate-across-groups", ["ValueError"]),
+        ("exhausted-generator-group", ["ValueError"]),
     ]:
-        if family in ("SGD", "Adam") or form.startswith("duplicate"):
+        if family in ("SGD", "Adam") or form.startswith(("duplicate", "exhausted")):
             cases.append(dict(id=f"{slug}-error-params-{form}", kind="error", family=family,
                               optimizer=family, target="params", form=form, kwargs={},
                               raises=raises))  # fmt: skip

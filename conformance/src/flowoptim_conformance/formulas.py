@@ -6,10 +6,14 @@ derived from these formulas alone, so that a broken reference backend cannot hid
 Note [float32 hyperparameters]
 ------------------------------
 OneFlow passes hyperparameters to its kernels as C ``float``. The spec therefore rounds every
-hyperparameter to float32 (also for float64 parameters): ``f32(beta)``, ``1 - beta`` computed from
-``f32(beta)`` (:func:`one_minus`), and bias corrections ``1 - beta**t`` computed in double from the
-Python value, then rounded to float32 (:func:`bias_corrections`). Everything else here is float64
-arithmetic on those values, so the result is the exact formula up to float64 rounding.
+hyperparameter to float32 (also for float64 parameters): ``f32(beta)``, and bias corrections
+``1 - beta**t`` computed in double from the Python value, then rounded to float32
+(:func:`bias_corrections`). Every other quantity derived from them (``1 - beta`` by
+:func:`one_minus`, ``1 - dampening``, ``sqrt(bc2)``, ``lr/bc1``, ``lr*wd``, LAMB's trust ratio) is
+float64 arithmetic on those values and is never rounded to float32: that is exactly spec §1.10's
+rule for float64 parameters, so float64 backends are checked to 1e-12. A float32 backend rounds
+those derived quantities to float32 (its C ``float``), a difference of at most 2**-24 relative that
+the float32 tolerance covers.
 
 Note [machine-independent formulas]
 -----------------------------------
@@ -65,8 +69,8 @@ def f32(x: float) -> float:
 
 
 def one_minus(x: float) -> float:
-    """``1 - beta`` as OneFlow computes it: from ``f32(beta)``, in float32."""
-    return f32(1.0 - f32(x))
+    """``1 - beta`` from ``f32(beta)``, in float64 (spec §1.10; exact for beta in [0.5, 1))."""
+    return 1.0 - f32(x)
 
 
 def bias_corrections(beta1: float, beta2: float, step: int, enabled: bool) -> tuple[float, float]:
@@ -139,16 +143,16 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "SGD": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
                 maximize=False),
     "Adam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 do_bias_correction=True),
+                 do_bias_correction=True, maximize=False),
     "AdamW": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                  do_bias_correction=True),
+                  do_bias_correction=True, maximize=False),
     "LAMB": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, adam_w_mode=True,
-                 do_bias_correction=True, amsgrad=False),
+                 do_bias_correction=True, amsgrad=False, maximize=False),
     "RMSprop": dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                    centered=False),
+                    centered=False, maximize=False),
     "Adagrad": dict(lr=1e-3, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                    eps=1e-10),
-    "Adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0),
+                    eps=1e-10, maximize=False),
+    "Adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
 }  # fmt: skip
 
 
@@ -179,10 +183,22 @@ def _init_state(family: str, opts: dict, p: Array) -> dict[str, Array]:
 
 
 # ---------------------------------------------------------------------------- updates (spec §2)
+def _grad(g: Array, p: Array, wd: float, maximize: bool) -> Array:
+    """``g' = (maximize ? -g : g) + wd*p``; ``wd == 0`` adds nothing, even for a non-finite
+    ``p`` (spec §1.6, §1.9)."""
+    g = -g if maximize else g
+    return g if wd == 0 else g + wd * p
+
+
+def _decay(x: Array, p: Array, c: float) -> Array:
+    """``x - c*p`` (decoupled decay); ``c == 0`` subtracts nothing (spec §1.6)."""
+    return x if c == 0 else x - c * p
+
+
 def sgd(p, g, s, *, lr, momentum, dampening, weight_decay, nesterov, maximize, **_):
     """One SGD update of one tensor; returns the new parameter, updates ``s`` in place."""
     lr, mom, wd = f32(lr), f32(momentum), f32(weight_decay)
-    gp = (-g if maximize else g) + wd * p
+    gp = _grad(g, p, wd, maximize)
     if mom == 0:
         return p - lr * gp
     buf = mom * s["momentum_buffer"] + one_minus(dampening) * gp
@@ -204,25 +220,25 @@ def _adam_direction(g, s, *, t, beta1, beta2, eps, amsgrad, do_bias_correction):
 
 
 def adam(p, g, s, *, t, lr, betas, eps, weight_decay, amsgrad, do_bias_correction,
-         decoupled=False, **_):  # fmt: skip
+         decoupled=False, maximize=False, **_):  # fmt: skip
     """One Adam (``decoupled=False``) or AdamW update of one tensor."""
     lr, wd, eps32 = f32(lr), f32(weight_decay), f32(eps)
-    gp = g if decoupled else g + wd * p
+    gp = _grad(g, p, 0.0 if decoupled else wd, maximize)
     m, v, bc1, bc2 = _adam_direction(
         gp, s, t=t, beta1=betas[0], beta2=betas[1], eps=eps, amsgrad=amsgrad,
         do_bias_correction=do_bias_correction,
     )  # fmt: skip
     new = p - (lr / bc1) * m / (np.sqrt(v) / math.sqrt(bc2) + eps32)
     if decoupled:
-        new = new - lr * wd * p
+        new = _decay(new, p, lr * wd)
     return new
 
 
 def lamb(p, g, s, *, t, lr, betas, eps, weight_decay, adam_w_mode, amsgrad, do_bias_correction,
-         **_):  # fmt: skip
+         maximize=False, **_):  # fmt: skip
     """One LAMB update of one tensor (per-tensor trust ratio, weight decay outside the norm)."""
     lr, wd, eps32 = f32(lr), f32(weight_decay), f32(eps)
-    gp = g if adam_w_mode else g + wd * p
+    gp = _grad(g, p, 0.0 if adam_w_mode else wd, maximize)
     m, v, bc1, bc2 = _adam_direction(
         gp, s, t=t, beta1=betas[0], beta2=betas[1], eps=eps, amsgrad=amsgrad,
         do_bias_correction=do_bias_correction,
@@ -231,20 +247,20 @@ def lamb(p, g, s, *, t, lr, betas, eps, weight_decay, adam_w_mode, amsgrad, do_b
     w_norm = math.sqrt(_sum_sq(p))
     u_norm = math.sqrt(_sum_sq(u))
     trust = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
-    return p - (lr * trust) * (u + wd * p if adam_w_mode else u)
+    return p - (lr * trust) * (u if not adam_w_mode or wd == 0 else u + wd * p)
 
 
-def rmsprop(p, g, s, *, lr, alpha, eps, weight_decay, momentum, centered, **_):
+def rmsprop(p, g, s, *, lr, alpha, eps, weight_decay, momentum, centered, maximize=False, **_):
     """One RMSprop update of one tensor (eps inside the square root)."""
     lr, a, eps32, wd, mom = f32(lr), f32(alpha), f32(eps), f32(weight_decay), f32(momentum)
     oma = one_minus(alpha)
-    gp = g + wd * p
+    gp = _grad(g, p, wd, maximize)
     r = a * s["square_avg"] + oma * gp * gp
     s["square_avg"] = r
     if centered:
         ga = a * s["grad_avg"] + oma * gp
         s["grad_avg"] = ga
-        den = r - ga * ga
+        den = r - ga * ga  # a*a rounded before the subtraction (numpy never fuses)
     else:
         den = r
     step = lr * gp / np.sqrt(den + eps32)
@@ -255,21 +271,21 @@ def rmsprop(p, g, s, *, lr, alpha, eps, weight_decay, momentum, centered, **_):
     return p - step
 
 
-def adagrad(p, g, s, *, t, lr, lr_decay, weight_decay, eps, **_):
+def adagrad(p, g, s, *, t, lr, lr_decay, weight_decay, eps, maximize=False, **_):
     """One Adagrad update of one tensor (eps outside the square root, optimizer-wide t)."""
     lr, decay, wd, eps32 = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
     clr = lr / (1.0 + (t - 1) * decay)
-    gp = g + wd * p
+    gp = _grad(g, p, wd, maximize)
     S = s["sum"] + gp * gp
     s["sum"] = S
     return p - clr * gp / (np.sqrt(S) + eps32)
 
 
-def adadelta(p, g, s, *, lr, rho, eps, weight_decay, **_):
+def adadelta(p, g, s, *, lr, rho, eps, weight_decay, maximize=False, **_):
     """One Adadelta update of one tensor."""
     lr, r, eps32, wd = f32(lr), f32(rho), f32(eps), f32(weight_decay)
     omr = one_minus(rho)
-    gp = g + wd * p
+    gp = _grad(g, p, wd, maximize)
     sa = r * s["square_avg"] + omr * gp * gp
     d = np.sqrt(s["acc_delta"] + eps32) / np.sqrt(sa + eps32) * gp
     s["square_avg"] = sa

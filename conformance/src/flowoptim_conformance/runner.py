@@ -521,6 +521,8 @@ def _run_error(case: dict, subject: Any, device: str, dtype: str) -> None:
             "empty": lambda: [],
             "duplicate-in-group": lambda: [p, p],
             "duplicate-across-groups": lambda: [{"params": [p]}, {"params": [p]}],
+            # the same group dicts used twice: the second optimizer gets an empty group
+            "exhausted-generator-group": lambda: [{"params": [p]}, {"params": iter(())}],
         }
         form = case["form"]
         _check_raises(f"{name}(<params: {form}>)",
