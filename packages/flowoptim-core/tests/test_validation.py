@@ -36,8 +36,9 @@ BAD_HYPERPARAMETERS = [
     (fo.Adadelta, {"rho": -0.1}, ValueError, "rho value: -0.1"),
     (fo.SGD, {"dampening": 1.5}, ValueError, "dampening value: 1.5"),
     (fo.SGD, {"dampening": -0.1}, ValueError, "dampening value: -0.1"),
-    (fo.SGD, {"nesterov": True}, ValueError, "momentum=0.0"),
-    (fo.SGD, {"nesterov": True, "momentum": 0.9, "dampening": 0.1}, ValueError, "dampening=0.1"),
+    (fo.RMSprop, {"alpha": 1.5}, ValueError, "alpha value: 1.5 (expected 0 <= alpha <= 1)"),
+    (fo.Adam, {"maximize": 1}, TypeError, "maximize value: 1 (expected True or False)"),
+    (fo.Adadelta, {"maximize": "no"}, TypeError, "maximize value: 'no'"),
     (fo.SGD, {"lr": "0.1"}, TypeError, "'0.1'"),
     (fo.Adam, {"amsgrad": "yes"}, TypeError, "'yes'"),
 ]
@@ -92,15 +93,23 @@ def test_bad_params_argument(params, exc, fragment):
 
 
 def test_duplicate_parameter_in_one_group():
-    x = p()
-    with pytest.raises(ValueError, match="more than once"):
-        fo.SGD([x, x])
+    x, y = p(), torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError) as info:
+        fo.SGD([x, y, y])
+    msg = str(info.value)
+    assert "some parameters appear in more than one parameter group" in msg
+    assert "param 2 of group 0" in msg and "twice in the same group" in msg
+    assert "shape (3,), dtype torch.float64" in msg
 
 
 def test_duplicate_parameter_across_groups():
-    x = p()
-    with pytest.raises(ValueError, match="another param group"):
-        fo.SGD([{"params": [x]}, {"params": [x]}])
+    x, y = p(), p()
+    with pytest.raises(ValueError) as info:
+        fo.Adam([{"params": [x]}, {"params": [y, x]}])
+    msg = str(info.value)
+    assert "some parameters appear in more than one parameter group" in msg  # spec §1.8
+    assert "param 1 of group 1 (tensor of shape (2,), dtype torch.float32" in msg
+    assert "already in group 0" in msg
 
 
 def test_add_param_group_failure_changes_nothing():
@@ -108,8 +117,10 @@ def test_add_param_group_failure_changes_nothing():
     opt = fo.Adam([x])
     with pytest.raises(ValueError, match="beta parameter at index 1"):
         opt.add_param_group({"params": [p()], "betas": (0.9, 2.0)})
-    with pytest.raises(ValueError, match="another param group"):
+    with pytest.raises(ValueError, match="some parameters appear in more than one parameter group"):
         opt.add_param_group({"params": [x]})
+    with pytest.raises(ValueError, match="param group 1 has no parameters"):
+        opt.add_param_group({"params": []})
     assert len(opt.param_groups) == 1
 
 
@@ -158,3 +169,135 @@ def test_two_dtypes_in_one_group_each_update_in_their_dtype():
     assert a.dtype == torch.float32 and b.dtype == torch.float64
     torch.testing.assert_close(a.detach(), torch.full((2,), 0.5), rtol=0, atol=0)
     torch.testing.assert_close(b.detach(), torch.full((2,), 0.5, dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- issue 10 (optimizer side)
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("inf", math.inf),
+        ("-inf", -math.inf),
+        ("2", 2.0),
+        (" 1.5 ", 1.5),
+        (3, 3.0),
+        (torch.tensor(0.5), 0.5),
+        ("0", 0.0),
+    ],
+)
+def test_clip_norm_type_accepts_what_float_accepts_and_stores_a_float(value, stored):
+    """Spec §1.7: OneFlow and torch call float() on the norm type."""
+    a = torch.zeros(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0, "clip_grad_norm_type": value}])
+    got = opt.param_groups[0]["clip_grad_norm_type"]
+    assert type(got) is float and got == stored
+    b = torch.zeros(2, requires_grad=True)
+    opt.add_param_group({"params": [b], "clip_grad_max_norm": 1.0, "clip_grad_norm_type": value})
+    assert type(opt.param_groups[1]["clip_grad_norm_type"]) is float
+    a.grad, b.grad = torch.tensor([3.0, -4.0]), torch.tensor([3.0, -4.0])
+    twin = torch.zeros(2, requires_grad=True)
+    twin.grad = torch.tensor([3.0, -4.0])
+    total = opt.clip_grad()[0]
+    expected = torch.nn.utils.clip_grad_norm_([twin], 1.0, norm_type=stored)
+    torch.testing.assert_close(total, expected)
+
+
+def test_clip_norm_type_string_in_a_loaded_state_dict_is_stored_as_float():
+    a = torch.zeros(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0}])
+    sd = opt.state_dict()
+    sd["param_groups"][0]["clip_grad_norm_type"] = "inf"
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["clip_grad_norm_type"] == math.inf
+
+
+@pytest.mark.parametrize(
+    ("value", "exc", "fragment"),
+    [
+        ("two", ValueError, "clip_grad_norm_type value: 'two' (expected a number, 'inf' or"),
+        ("nan", ValueError, "clip_grad_norm_type value: 'nan' (expected p >= 0, inf or -inf)"),
+        ("-2", ValueError, "clip_grad_norm_type value: '-2'"),
+        (True, TypeError, "clip_grad_norm_type value: True (expected a real number)"),
+        (None, TypeError, "clip_grad_norm_type value: None"),
+    ],
+)
+def test_bad_clip_norm_type_names_the_value(value, exc, fragment):
+    with pytest.raises(exc) as info:
+        fo.SGD([{"params": [p()], "clip_grad_max_norm": 1.0, "clip_grad_norm_type": value}])
+    assert fragment in str(info.value)
+
+
+def test_rmsprop_alpha_boundaries():
+    fo.RMSprop([p()], alpha=1.0)
+    fo.RMSprop([p()], alpha=0.0)
+    with pytest.raises(ValueError, match=r"Invalid alpha value: 1.01 \(expected 0 <= alpha <= 1\)"):
+        fo.RMSprop([{"params": [p()], "alpha": 1.01}])
+    opt = fo.RMSprop([p()])
+    with pytest.raises(ValueError, match="alpha value: 2"):
+        opt.add_param_group({"params": [p()], "alpha": 2})
+    assert len(opt.param_groups) == 1
+
+
+def test_no_other_optimizer_has_an_alpha_option():
+    """alpha <= 1 is RMSprop's rule only (spec §1.7); no other optimizer here takes alpha."""
+    x = [p()]
+    for cls in (fo.SGD, fo.Adam, fo.AdamW, fo.LAMB, fo.Adagrad, fo.Adadelta):
+        assert "alpha" not in cls(x).defaults
+
+
+@pytest.mark.parametrize(
+    ("momentum", "dampening"), [(0.0, 0.0), (0.9, 0.5), (0.0, 0.3)], ids=["no-mom", "damp", "both"]
+)
+def test_nesterov_accepted_as_oneflow_with_one_warning(momentum, dampening):
+    """Spec §1.7/§9: accepted, §2's formula, one warning per optimizer."""
+    x = torch.tensor([1.0, -2.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="torch.optim.SGD refuses it") as record:
+        opt = fo.SGD(
+            [{"params": [x]}, {"params": [p()]}],
+            lr=0.1,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=True,
+        )
+        opt.add_param_group({"params": [p()]})  # no second warning (the group is the same kind)
+    assert len(record) == 1
+    assert "SGD(nesterov=True)" in str(record[0].message)
+    buf = torch.zeros(2)
+    ref = x.detach().clone()
+    for g in ([0.5, 1.0], [-1.0, 2.0]):
+        x.grad = torch.tensor(g)
+        opt.step()
+        gt = torch.tensor(g)
+        if momentum == 0:
+            ref -= 0.1 * gt
+        else:
+            buf = momentum * buf + (1 - dampening) * gt
+            ref -= 0.1 * (gt + momentum * buf)
+    torch.testing.assert_close(x.detach(), ref)
+    if momentum == 0:
+        assert "momentum_buffer" not in opt.state[x]  # plain SGD: no buffer
+
+
+def test_empty_param_group_names_the_group():
+    a, b = p(), p()
+    groups = [{"params": (t for t in [a])}, {"params": (t for t in [b]), "lr": 0.5}]
+    fo.SGD(groups)  # consumes the generators
+    with pytest.raises(ValueError, match=r"param group 0 has no parameters") as info:
+        fo.Adam(groups)
+    assert "exhausted generator" in str(info.value)
+    with pytest.raises(ValueError, match="param group 1 has no parameters"):
+        fo.Adam([{"params": [a]}, {"params": []}])
+
+
+@pytest.mark.parametrize("cls", [fo.Adam, fo.AdamW, fo.SGD, fo.LAMB, fo.RMSprop, fo.Adagrad])
+def test_unexpected_keyword_names_the_public_class(cls):
+    with pytest.raises(TypeError) as info:
+        cls([p()], no_such_option=True)
+    assert f"{cls.__name__}.__init__()" in str(info.value)
+    assert "_AdamBase" not in str(info.value)
+
+
+def test_adam_foreach_error_names_adam():
+    with pytest.raises(TypeError, match=r"^Adam\.__init__\(\) got an unexpected keyword"):
+        fo.Adam([p()], foreach=True)
+    with pytest.raises(TypeError, match=r"^AdamW\.__init__\(\) got an unexpected keyword"):
+        fo.AdamW([p()], foreach=True)

@@ -12,6 +12,23 @@ def init_adam_state(p, state, group) -> None:
         state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
 
+def required_adam_state(group) -> set[str]:
+    """The state a non-empty entry must hold (Optimizer._required_state)."""
+    return (
+        {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+        if group["amsgrad"]
+        else {
+            "exp_avg",
+            "exp_avg_sq",
+        }
+    )
+
+
+def lazy_adam_state(group) -> set[str]:
+    """``max_exp_avg_sq`` is created when amsgrad is switched on after the first steps."""
+    return {"max_exp_avg_sq"} if group["amsgrad"] else set()
+
+
 def adam_state_lists(params, states, group):
     """(exp_avgs, exp_avg_sqs, max_exp_avg_sqs or None) for one partition."""
     if group["amsgrad"]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
-__all__ = ["RULES", "check_number", "validate_options"]
+__all__ = ["RULES", "check_number", "norm_type_value", "range_rule", "validate_options"]
 
 
 def check_number(name: str, value: Any) -> float:
@@ -29,7 +29,9 @@ def check_number(name: str, value: Any) -> float:
     return float(value)
 
 
-def _range(name: str, lo: float, hi: float | None, lo_open=False, hi_open=True) -> Callable:
+def range_rule(name: str, lo: float, hi: float | None, lo_open=False, hi_open=True) -> Callable:
+    """A rule checking ``lo <= value < hi`` (bounds open or closed as asked; ``hi`` None: no
+    upper bound); its error names the value and the expected range."""
     lo_s = f"{lo:g} {'<' if lo_open else '<='} "
     hi_s = "" if hi is None else f" {'<' if hi_open else '<='} {hi:g}"
     expected = f"{lo_s}{name}{hi_s}"
@@ -44,7 +46,7 @@ def _range(name: str, lo: float, hi: float | None, lo_open=False, hi_open=True) 
 
 
 _nonneg = {
-    key: _range(key, 0.0, None)
+    key: range_rule(key, 0.0, None)
     for key in (
         "lr",
         "eps",
@@ -78,21 +80,37 @@ def _optional_bool(label: str, value: Any) -> None:
 
 def _clip_max_norm(label: str, value: Any) -> None:
     if value is not None:
-        _range("clip_grad_max_norm", 0.0, None)(label, value)
+        range_rule("clip_grad_max_norm", 0.0, None)(label, value)
+
+
+def norm_type_value(label: str, value: Any) -> float:
+    """``clip_grad_norm_type`` as a float (spec §1.7): whatever ``float()`` accepts except a
+    bool (``"inf"``, ``"-inf"``, ``"2"``, numbers, 1-element real tensors), checked to be
+    ``p >= 0``, ``inf`` or ``-inf``."""
+    if isinstance(value, (str, bytes, bytearray)):
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(
+                f"Invalid {label}: {value!r} (expected a number, 'inf' or '-inf')"
+            ) from None
+    else:
+        v = check_number(label, value)
+    if math.isnan(v) or (v < 0 and not math.isinf(v)):
+        raise ValueError(f"Invalid {label}: {value!r} (expected p >= 0, inf or -inf)")
+    return v
 
 
 def _clip_norm_type(label: str, value: Any) -> None:
-    v = check_number(label, value)
-    if math.isnan(v) or (v < 0 and not math.isinf(v)):
-        raise ValueError(f"Invalid {label}: {value!r} (expected p >= 0, inf or -inf)")
+    norm_type_value(label, value)
 
 
 #: option name -> check(label, value); unknown options are not checked
 RULES: dict[str, Callable[[str, Any], None]] = {
     **_nonneg,
     "betas": _betas,
-    "rho": _range("rho", 0.0, 1.0, hi_open=False),
-    "dampening": _range("dampening", 0.0, 1.0, hi_open=False),
+    "rho": range_rule("rho", 0.0, 1.0, hi_open=False),
+    "dampening": range_rule("dampening", 0.0, 1.0, hi_open=False),
     "clip_grad_max_norm": _clip_max_norm,
     "clip_grad_norm_type": _clip_norm_type,
     **{
@@ -110,19 +128,23 @@ RULES: dict[str, Callable[[str, Any], None]] = {
 }
 
 
-def validate_options(options: dict[str, Any]) -> None:
-    """Check every known option of a param group (or of the defaults)."""
-    for key, value in options.items():
-        rule = RULES.get(key)
-        if rule is not None:
-            label = f"{key} value" if key not in ("betas",) else key
-            rule(label, value)
-    if options.get("nesterov"):
-        momentum = float(options.get("momentum", 0.0))
-        dampening = float(options.get("dampening", 0.0))
-        if momentum <= 0 or dampening != 0:
-            raise ValueError(
-                "Nesterov momentum requires a momentum and zero dampening "
-                f"(got momentum={options.get('momentum')!r}, "
-                f"dampening={options.get('dampening')!r})"
-            )
+def validate_options(
+    options: dict[str, Any], extra_rules: dict[str, Callable[[str, Any], None]] | None = None
+) -> None:
+    """Check every known option of a param group (or of the defaults).
+
+    ``extra_rules``: an optimizer's own rules (e.g. RMSprop's ``alpha <= 1``), checked after
+    the shared ones. ``clip_grad_norm_type`` is normalised in place to a float once valid
+    (spec §1.7: ``"inf"`` is stored as ``inf``). ``nesterov=True`` with ``momentum == 0`` or
+    ``dampening != 0`` is accepted (spec §1.7, as OneFlow 0.9.0); ``SGD`` warns about it.
+    """
+    for rules in (RULES, extra_rules or {}):
+        for key, value in options.items():
+            rule = rules.get(key)
+            if rule is not None:
+                label = f"{key} value" if key not in ("betas",) else key
+                rule(label, value)
+    if "clip_grad_norm_type" in options:
+        options["clip_grad_norm_type"] = norm_type_value(
+            "clip_grad_norm_type value", options["clip_grad_norm_type"]
+        )

@@ -14,18 +14,22 @@ class Adadelta(Optimizer):
     r"""Adadelta (``oneflow.optim.Adadelta``).
 
     .. math::
-        g' &= g + \lambda p, \qquad s \leftarrow \rho s + (1-\rho) g'^2, \qquad
+        g' &= (\text{maximize} ? -g : g) + \lambda p, \qquad
+        s \leftarrow \rho s + (1-\rho) g'^2, \qquad
         d = \frac{\sqrt{a + \epsilon}}{\sqrt{s + \epsilon}}\, g' \\
         a &\leftarrow \rho a + (1-\rho) d^2, \qquad p \leftarrow p - \eta d
 
     Symbols: :math:`\eta` ``lr`` (default 1.0), :math:`\rho` ``rho``, :math:`\epsilon` ``eps``,
-    :math:`\lambda` ``weight_decay``; state ``square_avg`` (s) and ``acc_delta`` (a).
+    :math:`\lambda` ``weight_decay``, ``maximize`` negates the gradient before weight decay
+    (spec §1.9; OneFlow 0.9.0's Adadelta takes it too); state ``square_avg`` (s) and
+    ``acc_delta`` (a).
 
-    Same arithmetic as torch.optim.Adadelta (without its ``maximize``); state is created on a
+    Same arithmetic as torch.optim.Adadelta; state is created on a
     parameter's first update, so ``add_param_group`` works (OneFlow 0.9.0 raises ``KeyError``).
     """
 
     _state_names = ("square_avg", "acc_delta")
+    _torch_extras = frozenset({"foreach", "capturable", "differentiable"})
 
     def __init__(
         self,
@@ -34,11 +38,15 @@ class Adadelta(Optimizer):
         rho: float = 0.9,
         eps: float = 1e-6,
         weight_decay: float = 0.0,
+        maximize: bool = False,
         *,
         backend: str | Backend | None = None,
     ) -> None:
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults, backend=backend)
+
+    def _required_state(self, group) -> set[str]:
+        return {"square_avg", "acc_delta"}
 
     def _init_state(self, p, state, group) -> None:
         state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -54,5 +62,6 @@ class Adadelta(Optimizer):
             rho=group["rho"],
             eps=group["eps"],
             weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
             grad_scale=grad_scale,
         )

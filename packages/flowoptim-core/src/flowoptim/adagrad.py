@@ -14,11 +14,13 @@ class Adagrad(Optimizer):
     r"""Adagrad (``oneflow.optim.Adagrad``).
 
     .. math::
-        \tilde\eta &= \eta / (1 + (t - 1)\,\delta), \qquad g' = g + \lambda p \\
+        \tilde\eta &= \eta / (1 + (t - 1)\,\delta), \qquad
+        g' = (\text{maximize} ? -g : g) + \lambda p \\
         S &\leftarrow S + g'^2, \qquad p \leftarrow p - \tilde\eta\, g' / (\sqrt{S} + \epsilon)
 
     Symbols: :math:`\eta` ``lr``, :math:`\delta` ``lr_decay``, :math:`\lambda` ``weight_decay``,
-    :math:`\epsilon` ``eps`` (default 1e-10), :math:`t` the optimizer-wide step; state ``sum``
+    :math:`\epsilon` ``eps`` (default 1e-10), ``maximize`` negates the gradient before weight
+    decay (spec §1.9), :math:`t` the optimizer-wide step; state ``sum``
     (S), starting at ``initial_accumulator_value``.
 
     Departures from torch.optim.Adagrad: :math:`t` counts the optimizer's steps; state is created
@@ -28,6 +30,7 @@ class Adagrad(Optimizer):
     """
 
     _state_names = ("sum",)
+    _torch_extras = frozenset({"foreach", "differentiable", "fused"})
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
         *,
+        maximize: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -46,8 +50,12 @@ class Adagrad(Optimizer):
             weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
+            maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
+
+    def _required_state(self, group) -> set[str]:
+        return {"sum"}
 
     def _init_state(self, p, state, group) -> None:
         state["sum"] = torch.full_like(
@@ -64,5 +72,6 @@ class Adagrad(Optimizer):
             lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"],
             eps=group["eps"],
+            maximize=group["maximize"],
             grad_scale=grad_scale,
         )

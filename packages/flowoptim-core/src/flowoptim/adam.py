@@ -2,41 +2,44 @@
 
 from __future__ import annotations
 
-from ._adam_common import adam_state_lists, init_adam_state
+from typing import Any, ClassVar
+
+from ._adam_common import adam_state_lists, init_adam_state, lazy_adam_state, required_adam_state
 from .backends.base import Backend
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
 
 
+def _adam_defaults(lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused):
+    return dict(
+        lr=lr,
+        betas=tuple(betas) if isinstance(betas, list) else betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        do_bias_correction=do_bias_correction,
+        maximize=maximize,
+        fused=fused,
+    )
+
+
 class _AdamBase(Optimizer):
+    """What Adam and AdamW share; each public class has its own ``__init__`` so that errors
+    (an unexpected keyword, say) name ``Adam`` or ``AdamW``."""
+
     support_sparse = True
     _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled = False
+    _torch_extras = frozenset(
+        {"foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
+    )
 
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsgrad: bool = False,
-        do_bias_correction: bool = True,
-        *,
-        fused: bool | None = None,
-        backend: str | Backend | None = None,
-    ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas) if isinstance(betas, list) else betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            do_bias_correction=do_bias_correction,
-            fused=fused,
-        )
-        super().__init__(params, defaults, backend=backend)
+    def _required_state(self, group) -> set[str]:
+        return required_adam_state(group)
+
+    def _lazy_state(self, group) -> set[str]:
+        return lazy_adam_state(group)
 
     def _init_state(self, p, state, group) -> None:
         init_adam_state(p, state, group)
@@ -59,6 +62,7 @@ class _AdamBase(Optimizer):
             decoupled_weight_decay=self._decoupled,
             amsgrad=group["amsgrad"],
             do_bias_correction=group["do_bias_correction"],
+            maximize=group["maximize"],
             grad_scale=grad_scale,
         )
 
@@ -67,7 +71,7 @@ class Adam(_AdamBase):
     r"""Adam (``oneflow.optim.Adam``), with L2 weight decay and optional AMSGrad.
 
     .. math::
-        g' &= g + \lambda p, \qquad
+        g' &= (\text{maximize} ? -g : g) + \lambda p, \qquad
         m \leftarrow \beta_1 m + (1-\beta_1) g', \qquad
         v \leftarrow \beta_2 v + (1-\beta_2) g'^2 \\
         \hat v &= \text{amsgrad} ? (v_{max} \leftarrow \max(v_{max}, v)) : v \\
@@ -75,8 +79,9 @@ class Adam(_AdamBase):
         \qquad bc_k = 1 - \beta_k^{t}\ (\text{or } 1 \text{ without bias correction})
 
     Symbols: :math:`\eta` ``lr``, :math:`(\beta_1, \beta_2)` ``betas``, :math:`\epsilon` ``eps``,
-    :math:`\lambda` ``weight_decay``, :math:`t` the optimizer-wide step; state ``exp_avg`` (m),
-    ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (:math:`v_{max}`, amsgrad only).
+    :math:`\lambda` ``weight_decay``, ``maximize`` negates the gradient before weight decay
+    (spec §1.9), :math:`t` the optimizer-wide step; state ``exp_avg`` (m), ``exp_avg_sq`` (v),
+    ``max_exp_avg_sq`` (:math:`v_{max}`, amsgrad only).
 
     Departures from torch.optim.Adam: :math:`t` counts the optimizer's steps, not the
     parameter's (a parameter whose first gradient arrives at step 2 is bias-corrected with t=2);
@@ -86,19 +91,62 @@ class Adam(_AdamBase):
     Sparse gradients are supported: they update as the equivalent dense gradient (not lazily).
     """
 
+    _torch_fixed: ClassVar[dict[str, Any]] = {"decoupled_weight_decay": False}
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        do_bias_correction: bool = True,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        backend: str | Backend | None = None,
+    ) -> None:
+        defaults = _adam_defaults(
+            lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused
+        )
+        super().__init__(params, defaults, backend=backend)
+
 
 class AdamW(_AdamBase):
     r"""AdamW (``oneflow.optim.AdamW``): Adam with decoupled weight decay.
 
     .. math::
-        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        g' &= \text{maximize} ? -g : g, \qquad
+        m \leftarrow \beta_1 m + (1-\beta_1) g', \qquad v \leftarrow \beta_2 v + (1-\beta_2) g'^2 \\
         p &\leftarrow p - \frac{\eta}{bc_1} \cdot \frac{m}{\sqrt{\hat v}/\sqrt{bc_2} + \epsilon}
             - \eta \lambda p \quad (p \text{ on the right: the value before the update})
 
-    Symbols as in :class:`Adam`; :math:`\lambda` ``weight_decay`` (default 0, as OneFlow; torch's
-    default is 1e-2). Departures from torch.optim.AdamW: the optimizer-wide step, optional bias
-    correction, float32 hyperparameters, the weight-decay default. ``fused`` is accepted and
-    changes nothing. Sparse gradients update as the equivalent dense gradient.
+    Symbols as in :class:`Adam` (``maximize`` negates the gradient first, spec §1.9);
+    :math:`\lambda` ``weight_decay`` (default 0, as OneFlow; torch's default is 1e-2).
+    Departures from torch.optim.AdamW: the optimizer-wide step, optional bias correction,
+    float32 hyperparameters, the weight-decay default. ``fused`` is accepted and changes
+    nothing. Sparse gradients update as the equivalent dense gradient.
     """
 
     _decoupled = True
+    _torch_fixed: ClassVar[dict[str, Any]] = {"decoupled_weight_decay": True}
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        do_bias_correction: bool = True,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        backend: str | Backend | None = None,
+    ) -> None:
+        defaults = _adam_defaults(
+            lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused
+        )
+        super().__init__(params, defaults, backend=backend)

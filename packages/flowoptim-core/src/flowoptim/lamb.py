@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._adam_common import adam_state_lists, init_adam_state
+from ._adam_common import adam_state_lists, init_adam_state, lazy_adam_state, required_adam_state
 from .backends.base import Backend
 from .optimizer import Optimizer
 
@@ -15,7 +15,8 @@ class LAMB(Optimizer):
     For each parameter tensor:
 
     .. math::
-        g' &= \text{adam\_w\_mode} ? g : g + \lambda p \\
+        \tilde g &= \text{maximize} ? -g : g, \qquad
+        g' = \text{adam\_w\_mode} ? \tilde g : \tilde g + \lambda p \\
         m &\leftarrow \beta_1 m + (1-\beta_1) g', \qquad v \leftarrow \beta_2 v + (1-\beta_2) g'^2,
         \qquad \hat v = \text{amsgrad} ? \max(v_{max}, v) : v \\
         u &= \frac{m / bc_1}{\sqrt{\hat v}/\sqrt{bc_2} + \epsilon} \\
@@ -25,7 +26,8 @@ class LAMB(Optimizer):
         p &\leftarrow p - \eta r \,(\text{adam\_w\_mode} ? u + \lambda p : u)
 
     Symbols: :math:`\eta` ``lr``, :math:`(\beta_1,\beta_2)` ``betas``, :math:`\epsilon` ``eps``,
-    :math:`\lambda` ``weight_decay``, :math:`bc_k = 1-\beta_k^t` with :math:`t` the
+    :math:`\lambda` ``weight_decay``, ``maximize`` negates the gradient before weight decay
+    (spec §1.9), :math:`bc_k = 1-\beta_k^t` with :math:`t` the
     optimizer-wide step (1 without ``do_bias_correction``); :math:`\lVert p \rVert` is taken
     before the update. State: ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
 
@@ -51,6 +53,7 @@ class LAMB(Optimizer):
         do_bias_correction: bool = True,
         amsgrad: bool = False,
         *,
+        maximize: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -61,8 +64,15 @@ class LAMB(Optimizer):
             adam_w_mode=adam_w_mode,
             do_bias_correction=do_bias_correction,
             amsgrad=amsgrad,
+            maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
+
+    def _required_state(self, group) -> set[str]:
+        return required_adam_state(group)
+
+    def _lazy_state(self, group) -> set[str]:
+        return lazy_adam_state(group)
 
     def _init_state(self, p, state, group) -> None:
         init_adam_state(p, state, group)
@@ -87,6 +97,7 @@ class LAMB(Optimizer):
             adam_w_mode=group["adam_w_mode"],
             amsgrad=group["amsgrad"],
             do_bias_correction=group["do_bias_correction"],
+            maximize=group["maximize"],
             grad_scale=grad_scale,
             # only passed when set, so backends without the hook keep working on plain tensors
             **({} if norm_reduce is None else {"norm_reduce": norm_reduce}),

@@ -13,8 +13,28 @@ tensor holding the optimizer step at which that parameter was last updated.
 Note [step phases]
 ------------------
 ``step()`` first checks every group (sparse gradients, gradient dtype and shape, backend choice and
-``check_tensors``) and only then creates state and updates anything, so a bad input raises with
-every parameter and state untouched.
+``check_tensors``, the presence, shape, dtype and device of every existing state tensor the update
+will use, and the fused clip coefficients as 0-d tensors in each partition's compute dtype) and
+only then advances the step counter, creates state and updates anything, so a bad input raises
+with every parameter, every state tensor and the step counter untouched. State created lazily on
+a parameter's first update (or when an option such as ``amsgrad`` is switched on) is created in
+phase 2. A backend functional that raises in phase 2 can still leave earlier partitions updated:
+backends are expected to fail only on what ``check_tensors`` can check.
+
+Note [load_state_dict checks]
+-----------------------------
+``load_state_dict`` refuses what ``step()`` cannot use, before anything changes (spec §4): a dict
+without ``state`` or ``param_groups``; group count or sizes that differ; a group carrying another
+algorithm's options (keys that are option names of some flowoptim or torch.optim optimizer but
+not of this one: an SGD dict into Adam gains ``momentum``); invalid option values; state for an
+unknown parameter id; per-parameter state with a key this algorithm does not use, a non-tensor
+value (``step`` aside), a non-floating tensor, a tensor whose shape is not its parameter's (0-d
+included: only ``step`` is a scalar), a meta tensor, or (for a non-empty entry) lacking a key
+:meth:`Optimizer._required_state` requires. Every error names the group, the parameter index in
+it and the key. torch.optim's own switches for the same algorithm (``foreach``, ``capturable``,
+``differentiable``, ``fused``, ``decoupled_weight_decay``) are accepted and dropped unless this
+optimizer has the option. Hooks registered with ``register_load_state_dict_pre_hook`` /
+``..._post_hook`` fire as in torch.optim (pre-hooks may return a new state dict).
 
 Note [DTensor parameters]
 -------------------------
@@ -32,13 +52,15 @@ exactly the non-distributed path.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+import os
+import pickle
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from copy import deepcopy
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -56,9 +78,75 @@ CLIP_EPS = 1e-6
 # OneFlow 0.9.0 state names that differ from torch's (spec §4: OneFlow's layout is accepted)
 _ONEFLOW_STATE_ALIASES = {"momentum_buf": "momentum_buffer"}
 
+#: group keys every optimizer knows besides its defaults (Note [load_state_dict checks]):
+#: ``initial_lr`` (schedulers), ``param_names`` (torch's named parameters), OneFlow 0.9.0's
+#: ``contiguous_params`` (accepted and dropped)
+_COMMON_GROUP_KEYS = frozenset(
+    {"params", "step", "clip_grad_max_norm", "clip_grad_norm_type", "initial_lr", "param_names"}
+)
+_DROPPED_GROUP_KEYS = frozenset({"contiguous_params"})
+
+
+@functools.cache
+def _algorithm_option_names() -> frozenset[str]:
+    """Every option name of every flowoptim and torch.optim optimizer (the keys that mark a group
+    as some algorithm's), computed once from their constructors' signatures."""
+    names: set[str] = set()
+    classes = [
+        c
+        for c in vars(torch.optim).values()
+        if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)
+    ]
+    todo = list(Optimizer.__subclasses__())
+    while todo:
+        c = todo.pop()
+        classes.append(c)
+        todo.extend(c.__subclasses__())
+    for c in classes:
+        try:
+            sig = inspect.signature(c.__init__)
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            continue
+        names.update(
+            n
+            for n, prm in sig.parameters.items()
+            if prm.kind not in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD)
+        )
+    return frozenset(names - {"self", "params", "defaults", "backend"})
+
 
 def _describe(p: Tensor) -> str:
     return f"tensor of shape {tuple(p.shape)}, dtype {p.dtype}, device {p.device}"
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a partition's arithmetic runs in: float64 for float64, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _state_tensor_problem(p: Tensor, value: Any, exact: bool) -> str | None:
+    """Why ``value`` cannot be a state tensor of ``p`` (None if it can).
+
+    ``exact``: also require ``p``'s dtype and device (what the backends get at ``step``); at
+    load time floating tensors are cast to them instead."""
+    if not isinstance(value, Tensor):
+        return f"is a {type(value).__name__} (expected a tensor of shape {tuple(p.shape)})"
+    if not value.is_floating_point():
+        return f"has dtype {value.dtype} (expected a floating-point tensor)"
+    if value.shape != p.shape:
+        return (
+            f"has shape {tuple(value.shape)} (expected its parameter's shape {tuple(p.shape)}; "
+            "only 'step' is a scalar)"
+        )
+    if value.device.type == "meta":
+        return "is a meta tensor (it holds no values)"
+    if exact:
+        lv, lp = _dist.local(value), _dist.local(p)
+        if value.dtype != p.dtype or lv.device != lp.device or lv.shape != lp.shape:
+            return (
+                f"is a {_describe(lv)} (expected its parameter's dtype and device: {_describe(lp)})"
+            )
+    return None
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -85,6 +173,13 @@ class Optimizer(torch.optim.Optimizer):
     #: whether the update takes per-tensor norms (LAMB): on DTensors it needs the backend's
     #: ``norm_reduce`` hook and its groups must be reducible (Note [DTensor parameters])
     _reduces_norms: bool = False
+    #: validation rules of this optimizer only (``_validation.validate_options``' extra_rules)
+    _extra_rules: ClassVar[dict[str, Callable[[str, Any], None]]] = {}
+    #: torch.optim's switches for the same algorithm, accepted by load_state_dict
+    _torch_extras: frozenset[str] = frozenset()
+    #: torch.optim options whose value selects the algorithm: a state dict with another value
+    #: is another algorithm's (torch.optim.AdamW's ``decoupled_weight_decay=True`` into Adam)
+    _torch_fixed: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -93,11 +188,16 @@ class Optimizer(torch.optim.Optimizer):
         *,
         backend: str | Backend | None = None,
     ) -> None:
-        validate_options(defaults)
+        validate_options(defaults, self._extra_rules)
         self._explicit_backend = _backends.explicit_choice(backend)
+        # how to find the backend again after deepcopy/pickle (Optimizer.__getstate__)
+        self._backend_spec = (
+            backend if backend is not None else (os.environ.get(_backends.ENV_VAR) or None)
+        )
         self._backend_cache: dict[torch.device, Backend] = {}
         self._pending_clip: dict[int, Tensor] = {}  # group index -> coef (clip_grad(fused=True))
-        self._warned_no_clip = False
+        self._warned: set[str] = set()  # warnings already given once by this optimizer
+        self._clip_called = False  # clip_grad() ran since the last step()
         groups = self._normalize_params(params)
         # torch's __init__ sets up hooks and calls add_param_group for every group
         super().__init__(groups, defaults)
@@ -155,8 +255,14 @@ class Optimizer(torch.optim.Optimizer):
             )
         else:
             params = list(params)
-        existing = {id(p) for g in self.param_groups for p in g["params"]}
-        seen: set[int] = set()
+        gi = len(self.param_groups)
+        if not params:
+            raise ValueError(
+                f"{type(self).__name__}: param group {gi} has no parameters ('params' is empty; "
+                "an exhausted generator, e.g. the same group dicts used to build two optimizers?)"
+            )
+        existing = {id(p): gj for gj, g in enumerate(self.param_groups) for p in g["params"]}
+        seen: dict[int, int] = {}
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(
@@ -171,18 +277,22 @@ class Optimizer(torch.optim.Optimizer):
                 )
             if id(p) in seen:
                 raise ValueError(
-                    f"param {i} ({_describe(p)}) appears more than once in the same param group"
+                    "some parameters appear in more than one parameter group: param "
+                    f"{i} of group {gi} ({_describe(p)}) appears twice in the same group (also "
+                    f"at index {seen[id(p)]}); each parameter may be optimized once"
                 )
             if id(p) in existing:
                 raise ValueError(
-                    f"param {i} ({_describe(p)}) already belongs to another param group"
+                    "some parameters appear in more than one parameter group: param "
+                    f"{i} of group {gi} ({_describe(p)}) is already in group {existing[id(p)]}"
                 )
-            seen.add(id(p))
+            seen[id(p)] = i
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         group.setdefault("clip_grad_max_norm", None)
         group.setdefault("clip_grad_norm_type", 2.0)
-        validate_options(group)
+        validate_options(group, self._extra_rules)
+        self._check_group(group)
         if self._reduces_norms or group["clip_grad_max_norm"] is not None:
             # DTensors whose norms cannot be reduced together: error now (Note [DTensor
             # parameters]); plain tensors: None, nothing to check
@@ -192,6 +302,15 @@ class Optimizer(torch.optim.Optimizer):
         group["params"] = params
         group["step"] = self.global_step if self.param_groups else 0
         self.param_groups.append(group)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Per-optimizer checks of a validated group (add_param_group, load_state_dict): raise,
+        or warn once (SGD's nesterov). Changes nothing."""
+
+    def _warn_once(self, key: str, message: str, stacklevel: int = 3) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
     @property
     def global_step(self) -> int:
@@ -220,6 +339,16 @@ class Optimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------ subclass hooks
     def _init_state(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _required_state(self, group: dict[str, Any]) -> set[str]:
+        """State keys a parameter's non-empty state must hold for ``group``'s options (checked
+        by load_state_dict; Note [load_state_dict checks])."""
+        return set()
+
+    def _lazy_state(self, group: dict[str, Any]) -> set[str]:
+        """State keys the update uses and creates (zeros) when absent, e.g. ``max_exp_avg_sq``
+        when ``amsgrad`` is switched on after the first steps."""
+        return set()
 
     def _update(
         self,
@@ -269,22 +398,7 @@ class Optimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         with torch.no_grad():
-            # phase 1: check everything (Note [step phases])
-            plan = []
-            for gi, group in enumerate(self.param_groups):
-                pairs = self._check_grads(gi, group)
-                layout = self._dtensor_layout(gi, group, pairs, self._reduces_norms)
-                parts = []
-                for (device, _), idx in self._partition([p for p, _ in pairs]).items():
-                    backend = self._backend_for(device)
-                    params = [pairs[i][0] for i in idx]
-                    backend.check_tensors(
-                        params if layout is None else [_dist.local(p) for p in params]
-                    )
-                    if layout is not None and self._reduces_norms:
-                        _check_norm_reduce(backend, type(self).__name__)
-                    parts.append((backend, params, [pairs[i][1] for i in idx]))
-                plan.append((gi, group, parts, layout))
+            plan = self._plan_step()  # phase 1: check everything (Note [step phases])
             # phase 2: update
             step = self.global_step + 1
             self._set_global_step(step)
@@ -292,9 +406,8 @@ class Optimizer(torch.optim.Optimizer):
             # parameter updated in it and never written afterwards; state_dict() hands out a
             # copy per parameter, so nothing outside ever sees the sharing
             step_t = torch.tensor(float(step), dtype=torch.float32)
-            for gi, group, parts, layout in plan:
-                coef = self._pending_clip.pop(gi, None)
-                for backend, params, grads in parts:
+            for group, parts, layout in plan:
+                for backend, params, grads, scale in parts:
                     states = []
                     for p in params:
                         state = self.state[p]
@@ -302,7 +415,6 @@ class Optimizer(torch.optim.Optimizer):
                             self._init_state(p, state, group)
                         state["step"] = step_t
                         states.append(state)
-                    scale = None if coef is None else coef.to(params[0].device)
                     if layout is None:
                         self._update(backend, group, params, grads, states, step, scale)
                     else:
@@ -310,7 +422,81 @@ class Optimizer(torch.optim.Optimizer):
                             backend, group, params, grads, states, step, scale, layout
                         )
             self._pending_clip.clear()
+            self._clip_called = False
         return loss
+
+    def _plan_step(self) -> list[tuple[dict[str, Any], list[tuple], Any]]:
+        """Phase 1 of ``step()``: check every group and return what phase 2 updates, as
+        ``(group, [(backend, params, grads, grad_scale)], layout)``; modifies nothing."""
+        name = type(self).__name__
+        plan = []
+        for gi, group in enumerate(self.param_groups):
+            pairs = self._check_grads(gi, group)
+            if not pairs:
+                continue
+            if group.get("clip_grad_max_norm") is not None and not self._clip_called:
+                self._warn_once(
+                    "unclipped_step",
+                    f"{name}.step(): param group {gi} has clip_grad_max_norm="
+                    f"{group['clip_grad_max_norm']!r} but clip_grad() was not called since the "
+                    "last step, so nothing was clipped (step() never clips by itself). Call "
+                    "optimizer.clip_grad() after backward() and before step(), or let your "
+                    "trainer clip instead (Lightning: Trainer(gradient_clip_val=...); Hugging "
+                    "Face: TrainingArguments(max_grad_norm=...)) and drop clip_grad_max_norm",
+                    stacklevel=3,
+                )
+            layout = self._dtensor_layout(gi, group, pairs, self._reduces_norms)
+            self._check_state(gi, group, [p for p, _ in pairs])
+            coef = self._pending_clip.get(gi)
+            parts = []
+            for (device, dtype), idx in self._partition([p for p, _ in pairs]).items():
+                backend = self._backend_for(device)
+                params = [pairs[i][0] for i in idx]
+                backend.check_tensors(
+                    params if layout is None else [_dist.local(p) for p in params]
+                )
+                if layout is not None and self._reduces_norms:
+                    _check_norm_reduce(backend, name)
+                # Note [grad_scale]: a 0-d tensor in the partition's compute dtype on its device,
+                # exactly what clip_grad's in-place scale_ gets
+                scale = None
+                if coef is not None:
+                    scale = coef.to(
+                        device=_dist.local(params[0]).device, dtype=_compute_dtype(dtype)
+                    )
+                parts.append((backend, params, [pairs[i][1] for i in idx], scale))
+            plan.append((group, parts, layout))
+        return plan
+
+    def _check_state(self, gi: int, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Raise naming the group, parameter index and key if an existing state tensor the update
+        will use is missing or does not match its parameter (Note [step phases])."""
+        lazy = self._lazy_state(group)
+        required = self._required_state(group) - lazy
+        used = required | lazy
+        where = None
+        for p in params:
+            state = self.state.get(p)
+            if not state:
+                continue  # created in phase 2
+            problem = None
+            for key in used:
+                value = state.get(key)
+                if value is None:
+                    if key in required:
+                        problem = "is missing"
+                        break
+                    continue
+                problem = _state_tensor_problem(p, value, exact=True)
+                if problem is not None:
+                    break
+            if problem is not None:
+                if where is None:
+                    where = {id(q): i for i, q in enumerate(group["params"])}
+                raise ValueError(
+                    f"{type(self).__name__}.step(): state {key!r} of param {where[id(p)]} of "
+                    f"group {gi} {problem}; nothing was updated"
+                )
 
     def _dtensor_layout(
         self,
@@ -438,14 +624,12 @@ class Optimizer(torch.optim.Optimizer):
             if g.get("clip_grad_max_norm") is not None
         ]
         if not clipped:
-            if not self._warned_no_clip:
-                self._warned_no_clip = True
-                warnings.warn(
-                    "clip_grad() called but no param group has 'clip_grad_max_norm'; "
-                    "nothing was clipped",
-                    UserWarning,
-                    stacklevel=2,
-                )
+            self._warn_once(
+                "no_clip",
+                "clip_grad() called but no param group has 'clip_grad_max_norm'; "
+                "nothing was clipped",
+                stacklevel=2,
+            )
             return []
         results = []
         with torch.no_grad():
@@ -490,7 +674,11 @@ class Optimizer(torch.optim.Optimizer):
                     self._pending_clip[gi] = coef
                 else:
                     for backend, part in parts:
-                        backend.scale_(part, coef.to(part[0].device))
+                        # Note [grad_scale]: the compute dtype of the partition, as step()
+                        # passes the fused coefficient, so both modes give the same numbers
+                        dtype = _compute_dtype(part[0].dtype)
+                        backend.scale_(part, coef.to(device=part[0].device, dtype=dtype))
+        self._clip_called = True
         return [total for _, _, total, _ in results]
 
     def _clip_total_dtensor(
@@ -525,73 +713,93 @@ class Optimizer(torch.optim.Optimizer):
         return gi, group, total, parts
 
     # ------------------------------------------------------------------ state dicts
+    @torch._disable_dynamo
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: ``state`` keyed by parameter index, ``param_groups`` with ``params``
         index lists; each group also carries the optimizer-wide ``step``. Each parameter's
-        ``step`` is its own tensor (Note [per-parameter step tensor])."""
-        sd = super().state_dict()
-        sd["state"] = {
-            k: {**v, "step": v["step"].clone()} if isinstance(v.get("step"), Tensor) else v
-            for k, v in sd["state"].items()
-        }
-        return sd
+        ``step`` is its own tensor (Note [per-parameter step tensor]). Hooks registered with
+        ``register_state_dict_pre_hook``/``..._post_hook`` fire as in torch.optim."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        param_mappings: dict[int, int] = {}
+        start = 0
 
+        def pack_group(group: dict[str, Any]) -> dict[str, Any]:
+            nonlocal start
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for i, p in enumerate(group["params"], start):
+                param_mappings.setdefault(id(p), i)
+            packed["params"] = [param_mappings[id(p)] for p in group["params"]]
+            start += len(packed["params"])
+            return packed
+
+        param_groups = [pack_group(g) for g in self.param_groups]
+        packed_state = {
+            (param_mappings[id(k)] if isinstance(k, Tensor) else k): (
+                {**v, "step": v["step"].clone()}
+                if isinstance(v, dict) and isinstance(v.get("step"), Tensor)
+                else v
+            )
+            for k, v in self.state.items()
+        }
+        state_dict = {"state": packed_state, "param_groups": param_groups}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
+
+    @torch._disable_dynamo
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load our own, torch.optim's (same algorithm) or OneFlow 0.9.0's layout (spec §4).
 
-        Every check runs before anything changes: on any error the optimizer is left exactly as
-        it was. State tensors are copied (never aliased with ``state_dict``) and cast to their
-        parameter's device and dtype (``step`` stays a float32 CPU tensor).
+        Every check runs before anything changes (Note [load_state_dict checks]): on any error
+        the optimizer is left exactly as it was. State tensors are copied (never aliased with
+        ``state_dict``) and cast to their parameter's device and floating dtype (``step`` stays
+        a float32 CPU tensor). Load-state-dict pre-hooks run first (and may return a new dict),
+        post-hooks after loading, as in torch.optim.
         """
-        if not isinstance(state_dict, dict) or "param_groups" not in state_dict:
+        name = type(self).__name__
+        if not isinstance(state_dict, dict):
             raise ValueError(
-                "state_dict must be a dict with 'state' and 'param_groups' keys, got "
-                f"{type(state_dict).__name__}"
-                + (
-                    f" with keys {sorted(map(str, state_dict))}"
-                    if isinstance(state_dict, dict)
-                    else ""
-                )
+                f"{name}.load_state_dict: state_dict must be a dict with 'state' and "
+                f"'param_groups' keys, got {type(state_dict).__name__}"
+            )
+        state_dict = state_dict.copy()  # shallow, as torch.optim (pre-hooks may edit it)
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        missing = [k for k in ("state", "param_groups") if k not in state_dict]
+        if missing:
+            raise ValueError(
+                f"{name}.load_state_dict: state_dict must be a dict with 'state' and "
+                f"'param_groups' keys, but it has no {' or '.join(map(repr, missing))} (its "
+                f"keys: {sorted(map(str, state_dict))})"
             )
         saved_groups = state_dict["param_groups"]
-        saved_state = state_dict.get("state", {})
+        saved_state = state_dict["state"]
         if not isinstance(saved_groups, (list, tuple)) or not isinstance(saved_state, dict):
-            raise ValueError("state_dict['param_groups'] must be a list and 'state' a dict")
+            raise ValueError(
+                f"{name}.load_state_dict: state_dict['param_groups'] must be a list and "
+                f"'state' a dict, got {type(saved_groups).__name__} and "
+                f"{type(saved_state).__name__}"
+            )
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"loaded state dict has {len(saved_groups)} parameter groups, this optimizer "
                 f"has {len(self.param_groups)}"
             )
         oneflow_step = saved_state.get("step")
-        groups = []
-        for gi, (saved, current) in enumerate(zip(saved_groups, self.param_groups)):
-            if not isinstance(saved, dict):
-                raise ValueError(f"param group {gi} of the state dict is not a dict: {saved!r}")
-            if "_options" in saved:  # OneFlow's layout
-                options = dict(saved["_options"])
-                options["params"] = saved.get("params", [])
-            else:
-                options = dict(saved)
-            if "params" not in options:
-                raise ValueError(f"param group {gi} of the state dict has no 'params'")
-            if len(options["params"]) != len(current["params"]):
-                raise ValueError(
-                    f"loaded state dict's group {gi} has {len(options['params'])} parameters, "
-                    f"this optimizer's group {gi} has {len(current['params'])}"
-                )
-            merged = {k: v for k, v in current.items() if k not in ("params", "step")}
-            merged.update({k: v for k, v in options.items() if k != "params"})
-            try:
-                validate_options(merged)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"param group {gi} of the state dict: {exc}") from None
-            merged["params"] = list(options["params"])
-            groups.append(merged)
-        # map saved parameter ids to our parameters, group by group, in order
-        id_map = {}
-        for saved, current in zip(groups, self.param_groups):
-            for sid, p in zip(saved["params"], current["params"]):
-                id_map[sid] = p
+        groups = [
+            self._load_group(gi, saved, current)
+            for gi, (saved, current) in enumerate(zip(saved_groups, self.param_groups))
+        ]
+        # map saved parameter ids to (group index, index in group, parameter)
+        id_map: dict[Any, tuple[int, int, Tensor]] = {}
+        for gi, (saved, current) in enumerate(zip(groups, self.param_groups)):
+            for i, (sid, p) in enumerate(zip(saved["params"], current["params"])):
+                id_map[sid] = (gi, i, p)
         new_state: dict[Tensor, dict[str, Any]] = defaultdict(dict)
         last_steps = []
         for sid, pstate in saved_state.items():
@@ -601,56 +809,195 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(
                     f"state dict has state for parameter id {sid!r}, which no param group lists"
                 )
-            if not isinstance(pstate, dict):
-                raise ValueError(f"state of parameter id {sid!r} is not a dict: {pstate!r}")
-            p = id_map[sid]
-            entry = {}
-            for key, value in pstate.items():
-                key = _ONEFLOW_STATE_ALIASES.get(key, key)
-                if key == "step":
-                    value = torch.as_tensor(float(value), dtype=torch.float32).clone()
-                    last_steps.append(int(value))
-                elif isinstance(value, Tensor):
-                    # DTensor params: state laid out like the param (Note [DTensor parameters])
-                    value = _dist.match_param_layout(value, p)
-                    if value.is_floating_point() and value.shape != p.shape and value.dim() > 0:
-                        raise ValueError(
-                            f"state {key!r} of parameter id {sid!r} has shape "
-                            f"{tuple(value.shape)}, its parameter has {tuple(p.shape)}"
-                        )
-                    dtype = p.dtype if value.is_floating_point() else value.dtype
-                    value = value.detach().to(device=p.device, dtype=dtype, copy=True)
-                else:
-                    value = deepcopy(value)
-                entry[key] = value
-            new_state[p] = entry
+            gi, i, p = id_map[sid]
+            entry, last = self._load_param_state(gi, i, p, pstate, groups[gi])
+            if last is not None:
+                last_steps.append(last)
+            if entry:
+                new_state[p] = entry
         # the optimizer-wide step: ours (in groups), OneFlow's (state['step']), else torch's
         # per-parameter counts (their maximum is the number of steps taken)
         group_steps = [int(g["step"]) for g in groups if "step" in g]
         if group_steps:
             step = max(group_steps)
         elif oneflow_step is not None:
-            step = int(oneflow_step)
+            step = _as_step(oneflow_step, "state dict's optimizer-wide 'step'")
         else:
             step = max(last_steps, default=0)
         for entry in new_state.values():
-            if entry and "step" not in entry:
+            if "step" not in entry:
                 entry["step"] = torch.tensor(float(step), dtype=torch.float32)
+        for group in groups:
+            self._check_group(group)
         # commit: nothing above modified self
         for saved, current in zip(groups, self.param_groups):
             saved["params"] = current["params"]
+            if "param_names" in current and "param_names" not in saved:
+                saved["param_names"] = current["param_names"]
             saved["step"] = step
         self.param_groups[:] = groups
         self.state = new_state
         self._pending_clip.clear()
         self._backend_cache.clear()
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+    def _load_group(self, gi: int, saved: Any, current: dict[str, Any]) -> dict[str, Any]:
+        """One saved param group merged over ``current`` and validated; ``params`` holds the
+        saved ids. Raises naming the group (Note [load_state_dict checks])."""
+        name = type(self).__name__
+        if not isinstance(saved, dict):
+            raise ValueError(f"param group {gi} of the state dict is not a dict: {saved!r}")
+        if "_options" in saved:  # OneFlow's layout
+            options = dict(saved["_options"])
+            options["params"] = saved.get("params", [])
+        else:
+            options = dict(saved)
+        if "params" not in options:
+            raise ValueError(f"param group {gi} of the state dict has no 'params'")
+        if len(options["params"]) != len(current["params"]):
+            raise ValueError(
+                f"loaded state dict's group {gi} has {len(options['params'])} parameters, "
+                f"this optimizer's group {gi} has {len(current['params'])}"
+            )
+        known = set(self.defaults) | set(current) | _COMMON_GROUP_KEYS
+        foreign = sorted(
+            k
+            for k in options
+            if k in _algorithm_option_names()
+            and k not in known
+            and k not in self._torch_extras
+            and k not in _DROPPED_GROUP_KEYS
+        )
+        if foreign:
+            raise ValueError(
+                f"{name}.load_state_dict: param group {gi} of the state dict has options of "
+                f"another algorithm: {', '.join(foreign)} ({name} takes "
+                f"{', '.join(sorted(self.defaults))}); is this another optimizer's state dict?"
+            )
+        for key, expected in self._torch_fixed.items():
+            if key in options and options[key] != expected:
+                raise ValueError(
+                    f"{name}.load_state_dict: param group {gi} of the state dict has "
+                    f"{key}={options[key]!r}, another algorithm than {name} (expected "
+                    f"{key}={expected!r})"
+                )
+        merged = {k: v for k, v in current.items() if k not in ("params", "step")}
+        merged.update(
+            (k, v)
+            for k, v in options.items()
+            if k != "params"
+            and k not in _DROPPED_GROUP_KEYS
+            and (k not in self._torch_extras or k in self.defaults or k in current)
+        )
+        try:
+            validate_options(merged, self._extra_rules)
+            if "step" in merged:
+                merged["step"] = _as_step(merged["step"], "'step'")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"param group {gi} of the state dict: {exc}") from None
+        merged["params"] = list(options["params"])
+        return merged
+
+    def _load_param_state(
+        self, gi: int, i: int, p: Tensor, pstate: Any, group: dict[str, Any]
+    ) -> tuple[dict[str, Any], int | None]:
+        """One parameter's saved state, checked and copied to ``p``'s device and dtype; and its
+        per-parameter step (None if absent). Raises naming group, index and key."""
+        name = type(self).__name__
+        where = f"{name}.load_state_dict: state of param {i} of group {gi}"
+        if not isinstance(pstate, dict):
+            raise ValueError(f"{where} is not a dict: {type(pstate).__name__}")
+        allowed = ("step", *self._state_names)
+        entry: dict[str, Any] = {}
+        last = None
+        for key, value in pstate.items():
+            key = _ONEFLOW_STATE_ALIASES.get(key, key)
+            if key not in allowed:
+                raise ValueError(
+                    f"{where}: unknown key {key!r} ({name} keeps {', '.join(map(repr, allowed))}"
+                    "); is this another optimizer's state dict?"
+                )
+            if key == "step":
+                try:
+                    last = _as_step(value, "'step'")
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{where}: {exc}") from None
+                entry["step"] = torch.tensor(float(last), dtype=torch.float32)
+                continue
+            if value is None and self._none_is_no_state:
+                continue  # torch.optim.SGD's "no buffer yet": created lazily
+            problem = _state_tensor_problem(p, value, exact=False)
+            if problem is not None:
+                raise ValueError(f"{where}: {key!r} {problem}")
+            try:
+                # DTensor params: state laid out like the param (Note [DTensor parameters])
+                value = _dist.match_param_layout(value, p)
+                value = value.detach().to(device=p.device, dtype=p.dtype, copy=True)
+            except (RuntimeError, NotImplementedError) as exc:
+                raise ValueError(
+                    f"{where}: {key!r} cannot be copied to its parameter's device and dtype "
+                    f"({_describe(p)}): {exc}"
+                ) from None
+            entry[key] = value
+        if entry:
+            lacking = sorted(self._required_state(group) - set(entry))
+            if lacking:
+                raise ValueError(
+                    f"{where}: missing {', '.join(map(repr, lacking))} (needed by {name} with "
+                    "this group's options)"
+                )
+        return entry, last
+
+    #: whether a None state value for a lazily created key means "not created yet" (SGD)
+    _none_is_no_state: bool = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(
+            _backend_ref=self._backend_ref(),
+            _pending_clip=self._pending_clip,
+            _warned=set(self._warned),
+            _clip_called=self._clip_called,
+        )
+        return state
+
+    def _backend_ref(self) -> str | Backend | None:
+        """What finds the explicit backend again after deepcopy/pickle: the name or
+        ``module:attribute`` it was chosen by, a registered instance's name, else the instance
+        itself if it can be pickled, else its name."""
+        backend = self._explicit_backend
+        if backend is None:
+            return None
+        spec = self.__dict__.get("_backend_spec")
+        if isinstance(spec, str):
+            return spec
+        try:
+            if _backends.get(backend.name, require_available=False) is backend:
+                return backend.name
+        except Exception:  # an unregistered name
+            pass
+        try:
+            pickle.dumps(backend)
+        except Exception:  # whatever pickling raises
+            return backend.name
+        return backend
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        ref = state.pop("_backend_ref", None)
         super().__setstate__(state)
-        self.__dict__.setdefault("_backend_cache", {})
+        if "_explicit_backend" not in self.__dict__:
+            self._explicit_backend = _backends.explicit_choice(ref) if isinstance(ref, str) else ref
+            self._backend_spec = ref if isinstance(ref, str) else None
+        self.__dict__.setdefault("_backend_spec", None)
+        self._backend_cache = {}
         self.__dict__.setdefault("_pending_clip", {})
-        self.__dict__.setdefault("_warned_no_clip", False)
-        self.__dict__.setdefault("_explicit_backend", None)
+        self.__dict__.setdefault("_warned", set())
+        self.__dict__.setdefault("_clip_called", False)
+        # optimizers pickled before every optimizer had maximize (spec §1.9)
+        self.defaults.setdefault("maximize", False)
+        for group in self.param_groups:
+            group.setdefault("maximize", False)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -660,6 +1007,17 @@ class Optimizer(torch.optim.Optimizer):
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _as_step(value: Any, what: str) -> int:
+    """A step count (a non-negative whole number, or a 1-element real tensor holding one)."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} is {value!r} (expected a step count)")
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise ValueError(f"{what} is {value!r} (expected a whole number >= 0)")
+    return int(value)
 
 
 _HAS_NORM_REDUCE: dict[type, bool] = {}  # backend class -> its lamb() takes norm_reduce

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 import torch
 
+from ._validation import range_rule
 from .backends.base import Backend
 from .optimizer import Optimizer
 
@@ -18,7 +22,8 @@ class RMSprop(Optimizer):
     r"""RMSprop (``oneflow.optim.RMSprop``).
 
     .. math::
-        g' &= g + \lambda p, \qquad r \leftarrow \alpha r + (1-\alpha) g'^2 \\
+        g' &= (\text{maximize} ? -g : g) + \lambda p, \qquad
+        r \leftarrow \alpha r + (1-\alpha) g'^2 \\
         \text{centered}:&\quad a \leftarrow \alpha a + (1-\alpha) g', \quad D = r - a^2;
         \qquad \text{else } D = r \\
         \mu = 0:&\quad p \leftarrow p - \eta\, g' / \sqrt{D + \epsilon} \\
@@ -26,16 +31,22 @@ class RMSprop(Optimizer):
             p \leftarrow p - b
 
     Symbols: :math:`\eta` ``lr``, :math:`\alpha` ``alpha``, :math:`\epsilon` ``eps``,
-    :math:`\lambda` ``weight_decay``, :math:`\mu` ``momentum``; state ``square_avg`` (r),
+    :math:`\lambda` ``weight_decay``, :math:`\mu` ``momentum``, ``maximize`` negates the
+    gradient before weight decay (spec §1.9); state ``square_avg`` (r),
     ``grad_avg`` (a, centered only), ``momentum_buffer`` (b, momentum only).
 
     Departures from torch.optim.RMSprop: :math:`\epsilon` is inside the square root (torch adds
     it outside), and with momentum the buffer accumulates the lr-scaled step (torch's buffer
     excludes lr). OneFlow 0.9.0 raises for ``momentum > 0``; we implement the formula its
-    reference text gives.
+    reference text gives. ``alpha`` must be in ``[0, 1]`` (above 1, ``square_avg`` goes negative;
+    spec §1.7).
     """
 
     _state_names = ("square_avg", "grad_avg", "momentum_buffer")
+    _extra_rules: ClassVar[dict[str, Callable[[str, Any], None]]] = {
+        "alpha": range_rule("alpha", 0.0, 1.0, hi_open=False)
+    }
+    _torch_extras = frozenset({"foreach", "capturable", "differentiable"})
 
     def __init__(
         self,
@@ -47,6 +58,7 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
         *,
+        maximize: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -56,8 +68,20 @@ class RMSprop(Optimizer):
             weight_decay=weight_decay,
             momentum=momentum,
             centered=centered,
+            maximize=maximize,
         )
         super().__init__(params, defaults, backend=backend)
+
+    def _lazy_state(self, group) -> set[str]:
+        lazy = set()
+        if group["momentum"] > 0:
+            lazy.add("momentum_buffer")
+        if group["centered"]:
+            lazy.add("grad_avg")
+        return lazy
+
+    def _required_state(self, group) -> set[str]:
+        return {"square_avg"} | self._lazy_state(group)
 
     def _init_state(self, p, state, group) -> None:
         state["square_avg"] = _zeros(p)
@@ -87,5 +111,6 @@ class RMSprop(Optimizer):
             weight_decay=group["weight_decay"],
             momentum=group["momentum"],
             centered=group["centered"],
+            maximize=group["maximize"],
             grad_scale=grad_scale,
         )

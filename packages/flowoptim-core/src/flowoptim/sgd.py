@@ -24,15 +24,20 @@ class SGD(Optimizer):
 
     Departures from torch.optim.SGD: the buffer starts at zero, so with dampening the first step
     gives :math:`(1-\tau) g'` (torch copies :math:`g'` on the first step); every step counts in the
-    optimizer-wide step (spec §1.1). Departures from OneFlow: ``maximize`` negates the gradient
-    before weight decay also without momentum (OneFlow ignores it there); Nesterov is validated
-    as torch does. ``fused`` is accepted for OneFlow code and changes nothing: the backend
-    decides how the update runs. Sparse gradients are supported: they update as the equivalent
-    dense gradient.
+    optimizer-wide step (spec §1.1); ``nesterov=True`` with :math:`\mu = 0` or
+    :math:`\tau \ne 0` is accepted, as OneFlow 0.9.0 accepts it, and computes the formula above
+    (with :math:`\mu = 0` that is plain SGD: no buffer is created); torch.optim refuses it, so
+    it warns once per optimizer. Departures from OneFlow: ``maximize`` negates the gradient
+    before weight decay also without momentum (OneFlow ignores it there). ``fused`` is accepted
+    for OneFlow code and changes nothing: the backend decides how the update runs. Sparse
+    gradients are supported: they update as the equivalent dense gradient.
     """
 
     support_sparse = True
     _state_names = ("momentum_buffer",)
+    _torch_extras = frozenset({"foreach", "differentiable", "fused"})
+    # torch.optim.SGD's state may hold momentum_buffer None: no buffer yet (created lazily)
+    _none_is_no_state = True
 
     def __init__(
         self,
@@ -58,6 +63,20 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults, backend=backend)
 
+    def _check_group(self, group) -> None:
+        if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
+            self._warn_once(
+                "nesterov",
+                f"SGD(nesterov=True) with momentum={group['momentum']!r} and dampening="
+                f"{group['dampening']!r}: accepted as OneFlow 0.9.0 accepts it (update d = g' + "
+                "momentum*buf; with momentum 0 plain SGD), but torch.optim.SGD refuses it "
+                "(Nesterov momentum requires a momentum and zero dampening)",
+                stacklevel=4,
+            )
+
+    def _lazy_state(self, group) -> set[str]:
+        return {"momentum_buffer"} if group["momentum"] != 0 else set()
+
     def _init_state(self, p, state, group) -> None:
         if group["momentum"] != 0:
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -67,7 +86,7 @@ class SGD(Optimizer):
         if group["momentum"] != 0:
             bufs = []
             for p, s in zip(params, states):
-                if "momentum_buffer" not in s:  # momentum switched on after the first steps
+                if s.get("momentum_buffer") is None:  # momentum switched on after the first steps
                     s["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 bufs.append(s["momentum_buffer"])
         backend.sgd(
