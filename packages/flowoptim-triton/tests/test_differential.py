@@ -54,6 +54,15 @@ def test_other_dtypes(algo, dtype):
     run_both(algo, opts, [7, 1025, 0], dtype)
 
 
+@pytest.mark.parametrize("algo", [a for a in OPTIONS if a != "sgd"])
+def test_maximize(algo):
+    """Note [maximize]: -g after grad_scale, before weight decay; the grad is left unchanged."""
+    coef = torch.tensor(0.37, dtype=torch.float32, device=DEVICE)
+    opts = dict(OPTIONS[algo][1], maximize=True)
+    run_both(algo, opts, [7, 1025], torch.float32, steps=2)
+    run_both(algo, opts, [7], torch.float32, steps=2, grad_scale=coef)
+
+
 @pytest.mark.parametrize("algo", list(OPTIONS))
 def test_65537(algo):
     run_both(algo, OPTIONS[algo][1], [65537], torch.float32, steps=1)
@@ -99,22 +108,22 @@ def test_worked_values():
     m, v = torch.zeros(1, device=DEVICE), torch.zeros(1, device=DEVICE)
     b.adam([p], [g], [m], [v], None, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
            weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False,
-           do_bias_correction=True, grad_scale=None)  # fmt: skip
+           do_bias_correction=True, maximize=False, grad_scale=None)  # fmt: skip
     assert p.item() == pytest.approx(0.8999993, abs=1e-7)
     p = torch.tensor([1.0, 2.0, 3.0], device=DEVICE)
     z = [torch.zeros(3, device=DEVICE) for _ in range(3)]
     b.lamb([p], [z[0]], [z[1]], [z[2]], None, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
            weight_decay=0.5, adam_w_mode=True, amsgrad=False, do_bias_correction=True,
-           grad_scale=None)  # fmt: skip
+           maximize=False, grad_scale=None)  # fmt: skip
     torch.testing.assert_close(p, torch.tensor([0.95, 1.9, 2.85], device=DEVICE))
     p, s = torch.zeros(1, device=DEVICE), torch.zeros(1, device=DEVICE)
     g = torch.full((1,), 1e-3, device=DEVICE)
     b.adagrad([p], [g], [s], step=1, lr=1.0, lr_decay=0.0, weight_decay=0.0, eps=1e-4,
-              grad_scale=None)  # fmt: skip
+              maximize=False, grad_scale=None)  # fmt: skip
     assert p.item() == pytest.approx(-0.90909, abs=1e-5)
     p, s = torch.zeros(1, device=DEVICE), torch.zeros(1, device=DEVICE)
     b.rmsprop([p], [g], [s], None, None, lr=1.0, alpha=0.0, eps=1e-4, weight_decay=0.0,
-              momentum=0.0, centered=False, grad_scale=None)  # fmt: skip
+              momentum=0.0, centered=False, maximize=False, grad_scale=None)  # fmt: skip
     assert p.item() == pytest.approx(-0.0995, abs=1e-4)
     p, g, buf = torch.ones(1, device=DEVICE), torch.ones(1, device=DEVICE), torch.zeros(1)
     buf = buf.to(DEVICE)

@@ -12,7 +12,7 @@ from flowoptim_triton.backend import TritonBackend
 def adam(b, ps, gs, ms, vs):
     b.adam(ps, gs, ms, vs, None, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
            weight_decay=0.1, decoupled_weight_decay=False, amsgrad=False,
-           do_bias_correction=True, grad_scale=None)  # fmt: skip
+           do_bias_correction=True, maximize=False, grad_scale=None)  # fmt: skip
 
 
 def test_transposed_strided_and_channels_last():

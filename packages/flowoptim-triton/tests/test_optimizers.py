@@ -136,7 +136,7 @@ def test_lamb_norm_reduce_hook():
         ms, vs = [torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
         b.lamb(ps, gs, ms, vs, None, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
                weight_decay=0.1, adam_w_mode=False, amsgrad=False, do_bias_correction=True,
-               grad_scale=None, norm_reduce=hook)  # fmt: skip
+               maximize=False, grad_scale=None, norm_reduce=hook)  # fmt: skip
         results.append(ps)
     assert calls == [(2, 3), (2, 3)]
     compare(results[0], results[1])

@@ -84,4 +84,4 @@ def test_zero_sized_only():
     m, v = torch.zeros(0, device=DEVICE), torch.zeros(0, device=DEVICE)
     b.lamb([p], [g], [m], [v], None, step=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
            weight_decay=0.0, adam_w_mode=True, amsgrad=False, do_bias_correction=True,
-           grad_scale=None)  # fmt: skip
+           maximize=False, grad_scale=None)  # fmt: skip

@@ -107,6 +107,7 @@ def make_states(algo, opts, params):
 def call(backend, algo, opts, params, grads, states, *, step, lr, grad_scale=None):
     kw = {k: v for k, v in opts.items() if k != "initial_accumulator_value"}
     kw.update(lr=lr, grad_scale=grad_scale)
+    kw.setdefault("maximize", False)
     if algo in ("adam", "lamb"):
         kw.update(step=step, beta1=0.9, beta2=0.999, eps=1e-8)
     elif algo == "rmsprop":

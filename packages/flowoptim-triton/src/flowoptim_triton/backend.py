@@ -242,6 +242,7 @@ class TritonBackend(Backend):
         decoupled_weight_decay,
         amsgrad,
         do_bias_correction,
+        maximize,
         grad_scale,
     ):
         amsgrad = bool(amsgrad) and max_exp_avg_sqs is not None
@@ -263,7 +264,12 @@ class TritonBackend(Backend):
             operands,
             [True, False, True, True, True][: len(operands)],
             args,
-            dict(AMSGRAD=amsgrad, DECOUPLED=bool(decoupled_weight_decay), HAS_GRAD_SCALE=False),
+            dict(
+                AMSGRAD=amsgrad,
+                DECOUPLED=bool(decoupled_weight_decay),
+                MAXIMIZE=bool(maximize),
+                HAS_GRAD_SCALE=False,
+            ),
             grad_scale,
         )
 
@@ -284,6 +290,7 @@ class TritonBackend(Backend):
         adam_w_mode,
         amsgrad,
         do_bias_correction,
+        maximize,
         grad_scale,
         norm_reduce=None,
     ):
@@ -313,7 +320,8 @@ class TritonBackend(Backend):
             scal = (s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["bc1"], s["sqrt_bc2"])
             scal = (*scal, s["eps"], s["wd"])
             const = dict(
-                AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, WRITE_STATE=write1,
+                AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, MAXIMIZE=bool(maximize),
+                WRITE_STATE=write1,
                 DT=DT, CT=CT,
             )  # fmt: skip
 
@@ -375,6 +383,7 @@ class TritonBackend(Backend):
         weight_decay,
         momentum,
         centered,
+        maximize,
         grad_scale,
     ):
         centered = bool(centered) and grad_avgs is not None
@@ -400,12 +409,28 @@ class TritonBackend(Backend):
             operands,
             [True, False] + [True] * (len(operands) - 2),
             args,
-            dict(CENTERED=centered, HAS_MOMENTUM=has_m, HAS_GRAD_SCALE=False),
+            dict(
+                CENTERED=centered,
+                HAS_MOMENTUM=has_m,
+                MAXIMIZE=bool(maximize),
+                HAS_GRAD_SCALE=False,
+            ),
             grad_scale,
         )
 
     def adagrad(
-        self, params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps, grad_scale
+        self,
+        params,
+        grads,
+        state_sums,
+        *,
+        step,
+        lr,
+        lr_decay,
+        weight_decay,
+        eps,
+        maximize,
+        grad_scale,
     ):
         lr32, lrd = f32(lr), f32(lr_decay)
         clr = f32(lr32 / (1.0 + (step - 1) * lrd))  # double, then float32 (as reference)
@@ -421,12 +446,23 @@ class TritonBackend(Backend):
             [list(params), list(grads), list(state_sums)],
             [True, False, True],
             args,
-            dict(HAS_GRAD_SCALE=False),
+            dict(MAXIMIZE=bool(maximize), HAS_GRAD_SCALE=False),
             grad_scale,
         )
 
     def adadelta(
-        self, params, grads, square_avgs, acc_deltas, *, lr, rho, eps, weight_decay, grad_scale
+        self,
+        params,
+        grads,
+        square_avgs,
+        acc_deltas,
+        *,
+        lr,
+        rho,
+        eps,
+        weight_decay,
+        maximize,
+        grad_scale,
     ):
         r = f32(rho)
         sc = (f32(lr), r, f32(1.0 - r), f32(eps), f32(weight_decay))
@@ -441,7 +477,7 @@ class TritonBackend(Backend):
             [list(params), list(grads), list(square_avgs), list(acc_deltas)],
             [True, False, True, True],
             args,
-            dict(HAS_GRAD_SCALE=False),
+            dict(MAXIMIZE=bool(maximize), HAS_GRAD_SCALE=False),
             grad_scale,
         )
 

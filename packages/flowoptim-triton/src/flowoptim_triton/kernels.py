@@ -104,12 +104,16 @@ def _load_grad(
     mask,  # in-bounds lanes
     gs,  # the grad_scale value (ignored unless HAS_GRAD_SCALE)
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip on/off (Note [grad_scale])
+    MAXIMIZE: tl.constexpr,  # structural: negate g after grad_scale (Note [maximize])
     DT: tl.constexpr,  # storage dtype (the scaled gradient is rounded to it)
     CT: tl.constexpr,  # compute dtype
 ):
+    # g, times grad_scale (rounded to DT), negated for maximize: before weight decay
     g = tl.load(g_base + offs, mask=mask, other=0.0).to(CT)
     if HAS_GRAD_SCALE:
         g = _to_dt(g * gs, DT).to(CT)
+    if MAXIMIZE:
+        g = -g
     return g
 
 
@@ -158,9 +162,7 @@ def sgd_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
-        if MAXIMIZE:
-            g = -g
+        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
         g = tl.where(wd != 0.0, g + wd * p, g)
         d = g
         if HAS_MOMENTUM:
@@ -201,6 +203,7 @@ def adam_kernel(
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     DECOUPLED: tl.constexpr,  # structural: AdamW (decay outside the gradient)
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -217,7 +220,7 @@ def adam_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
+        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
         if not DECOUPLED:
             g = tl.where(wd != 0.0, g + wd * p, g)
         m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
@@ -262,12 +265,13 @@ def _lamb_tile(
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decay outside the gradient
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
 ):
     # the LAMB moments and Adam direction u of one tile, in CT, from p, g and the *old* state
     p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-    g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
+    g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
     if not ADAM_W:
         g = tl.where(wd != 0.0, g + wd * p, g)
     m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
@@ -307,6 +311,7 @@ def lamb_pass1_kernel(
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decay outside the gradient
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     WRITE_STATE: tl.constexpr,  # structural: store m, v here (exact dtypes) or in pass 2
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
@@ -329,7 +334,7 @@ def lamb_pass1_kernel(
         p, m, v, vv, u = _lamb_tile(
             p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
             beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
-            AMSGRAD, ADAM_W, HAS_GRAD_SCALE, DT, CT,
+            AMSGRAD, ADAM_W, HAS_GRAD_SCALE, MAXIMIZE, DT, CT,
         )  # fmt: skip
         if WRITE_STATE:
             tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
@@ -428,6 +433,7 @@ def lamb_pass2_kernel(
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decoupled decay term in the update
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     WRITE_STATE: tl.constexpr,  # structural: pass 1 stored the state (else recompute + store)
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
@@ -461,7 +467,7 @@ def lamb_pass2_kernel(
             p, m, v, vv, u = _lamb_tile(
                 p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
                 beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
-                AMSGRAD, ADAM_W, HAS_GRAD_SCALE, DT, CT,
+                AMSGRAD, ADAM_W, HAS_GRAD_SCALE, MAXIMIZE, DT, CT,
             )  # fmt: skip
             tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
             tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
@@ -495,6 +501,7 @@ def rmsprop_kernel(
     CENTERED: tl.constexpr,  # structural: grad_avg operand
     HAS_MOMENTUM: tl.constexpr,  # structural: momentum_buffer operand
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -510,7 +517,7 @@ def rmsprop_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
+        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
         g = tl.where(wd != 0.0, g + wd * p, g)
         r = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
         r = alpha * r + one_minus_alpha * (g * g)
@@ -549,6 +556,7 @@ def adagrad_kernel(
     wd,  # f32: weight decay (L2)
     CHUNK,  # int: elements per chunk
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -564,7 +572,7 @@ def adagrad_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
+        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
         g = tl.where(wd != 0.0, g + wd * p, g)
         s = tl.load(s_base + offs, mask=mask, other=0.0).to(CT)
         s = s + g * g
@@ -591,6 +599,7 @@ def adadelta_kernel(
     wd,  # f32: weight decay (L2)
     CHUNK,  # int: elements per chunk
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -607,7 +616,7 @@ def adadelta_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, DT, CT)
+        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
         g = tl.where(wd != 0.0, g + wd * p, g)
         sa = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
         ad = tl.load(ad_base + offs, mask=mask, other=0.0).to(CT)
