@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from core_helpers import ALL_OPTIMIZERS, make_params, set_grads
@@ -171,3 +173,99 @@ def test_backend_is_called_once_per_device_dtype_partition():
     assert sorted(backend.calls, key=str) == sorted(
         [(2, torch.float32, 1), (1, torch.float64, 1)], key=str
     )
+
+
+# ---------------------------------------------------------------- issue 10: maximize
+MAXIMIZE_MAKERS = {
+    "sgd": lambda ps, **kw: fo.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, **kw),
+    "adam": lambda ps, **kw: fo.Adam(ps, lr=0.01, weight_decay=0.1, amsgrad=True, **kw),
+    "adamw": lambda ps, **kw: fo.AdamW(ps, lr=0.01, weight_decay=0.1, **kw),
+    "lamb": lambda ps, **kw: fo.LAMB(ps, lr=0.01, weight_decay=0.1, adam_w_mode=False, **kw),
+    "rmsprop": lambda ps, **kw: fo.RMSprop(ps, lr=0.01, momentum=0.5, centered=True, **kw),
+    "adagrad": lambda ps, **kw: fo.Adagrad(ps, lr=0.1, weight_decay=0.1, **kw),
+    "adadelta": lambda ps, **kw: fo.Adadelta(ps, lr=1.0, weight_decay=0.1, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAXIMIZE_MAKERS))
+def test_maximize_equals_minimizing_the_negated_gradient(name):
+    """Spec §1.9: g is negated before anything else (weight decay after)."""
+    make = MAXIMIZE_MAKERS[name]
+    up, down = make_params(), make_params()
+    o_up, o_down = make(up, maximize=True), make(down)
+    assert o_up.defaults["maximize"] is True and o_up.param_groups[0]["maximize"] is True
+    assert o_down.param_groups[0]["maximize"] is False
+    for s in range(3):
+        set_grads(up, s)
+        set_grads(down, s)
+        for p in down:
+            p.grad = -p.grad
+        raw = [p.grad.clone() for p in up]
+        o_up.step()
+        o_down.step()
+        for p, g in zip(up, raw):
+            assert torch.equal(p.grad, g)  # the gradient itself is never modified
+        for a, b in zip(up, down):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_adadelta_takes_maximize_positionally_as_oneflow():
+    opt = fo.Adadelta([torch.zeros(1, requires_grad=True)], 1.0, 0.9, 1e-6, 0.0, True)
+    assert opt.defaults["maximize"] is True
+
+
+class _MaximizeSpy(ReferenceBackend):
+    name = "maximize-spy"
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __getattribute__(self, attr):
+        value = super().__getattribute__(attr)
+        if attr in ("sgd", "adam", "lamb", "rmsprop", "adagrad", "adadelta"):
+            seen = super().__getattribute__("seen")
+
+            def spy(*args, **kw):
+                seen.append((attr, kw["maximize"]))
+                return value(*args, **kw)
+
+            return spy
+        return value
+
+
+@pytest.mark.parametrize("name", sorted(MAXIMIZE_MAKERS))
+def test_maximize_of_each_group_reaches_the_backend(name):
+    spy = _MaximizeSpy()
+    a, b = make_params(shapes=((3,), (2,)))
+    opt = MAXIMIZE_MAKERS[name]([{"params": [a]}, {"params": [b], "maximize": True}], backend=spy)
+    set_grads([a, b], 0)
+    opt.step()
+    assert [m for _, m in spy.seen] == [False, True]
+
+
+# ---------------------------------------------------------------- issue 10: weight_decay == 0
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta"])
+def test_zero_weight_decay_adds_nothing_for_non_finite_params(name):
+    """Spec §1.6: 0 * inf is NaN; with weight_decay == 0 the term is skipped."""
+    make = {
+        "sgd": lambda ps: fo.SGD(ps, lr=0.1, momentum=0.9),
+        "adam": lambda ps: fo.Adam(ps, lr=0.1),
+        "adamw": lambda ps: fo.AdamW(ps, lr=0.1),
+        "rmsprop": lambda ps: fo.RMSprop(ps, lr=0.1),
+        "adagrad": lambda ps: fo.Adagrad(ps, lr=0.1),
+        "adadelta": lambda ps: fo.Adadelta(ps),
+    }[name]
+    odd = torch.tensor([math.inf, -math.inf, 1.0], requires_grad=True)
+    plain = torch.tensor([1.0], requires_grad=True)
+    o1, o2 = make([odd]), make([plain])
+    for g in (0.5, -0.25):
+        odd.grad = torch.full((3,), g)
+        plain.grad = torch.full((1,), g)
+        o1.step()
+        o2.step()
+    assert odd[0].item() == math.inf and odd[1].item() == -math.inf
+    assert torch.equal(odd.detach()[2:], plain.detach())
+    for key, t in o1.state[odd].items():
+        if key != "step":
+            assert not t.isnan().any(), key

@@ -9,6 +9,7 @@ import torch
 from core_helpers import ALL_OPTIMIZERS, make_params, set_grads
 
 import flowoptim as fo
+from flowoptim.backends.reference import ReferenceBackend
 
 
 def test_groups_are_clipped_independently_and_unclipped_groups_skipped():
@@ -142,3 +143,67 @@ def test_sparse_gradient_is_refused_by_clip_grad_and_left_untouched(cls):
         opt.clip_grad()
     assert a.grad.is_sparse
     torch.testing.assert_close(a.grad.to_dense(), torch.tensor([0.0, 5.0, 0.0, 0.0]))
+
+
+# ---------------------------------------------------------------- issue 10
+def test_step_without_clip_grad_on_a_clip_group_warns_once():
+    a = torch.ones(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 0.1}], lr=1.0)
+    a.grad = torch.tensor([3.0, 4.0])
+    with pytest.warns(UserWarning, match=r"clip_grad\(\) was not called") as record:
+        opt.step()
+    msg = str(record[0].message)
+    assert "gradient_clip_val" in msg and "max_grad_norm" in msg and "group 0" in msg
+    torch.testing.assert_close(a.detach(), torch.tensor([-2.0, -3.0]))  # not clipped
+    opt.step()  # once per optimizer (pytest turns a second warning into an error)
+    opt.clip_grad()
+    opt.step()  # clipped: nothing to say
+
+
+def test_clip_grad_then_step_does_not_warn():
+    a = torch.ones(2, requires_grad=True)
+    opt = fo.Adam([{"params": [a], "clip_grad_max_norm": 0.1}], lr=1.0)
+    for _ in range(3):
+        a.grad = torch.tensor([3.0, 4.0])
+        opt.clip_grad(fused=True)
+        opt.step()
+
+
+class _RecordingBackend(ReferenceBackend):
+    name = "recording"
+
+    def __init__(self):
+        self.scales = []
+
+    def scale_(self, tensors, coef):
+        self.scales.append(("scale_", tensors[0].dtype, coef.dtype, coef.dim()))
+        return super().scale_(tensors, coef)
+
+    def sgd(self, params, grads, bufs, **kw):
+        gs = kw["grad_scale"]
+        if gs is not None:
+            self.scales.append(("sgd", params[0].dtype, gs.dtype, gs.dim()))
+        return super().sgd(params, grads, bufs, **kw)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_clip_coefficient_is_in_each_partitions_compute_dtype(fused):
+    """Note [grad_scale]: float64 for float64 partitions, float32 otherwise, 0-d."""
+    backend = _RecordingBackend()
+    a = torch.ones((), requires_grad=True)
+    b = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    c = torch.ones(2, dtype=torch.float16, requires_grad=True)
+    opt = fo.SGD([{"params": [a, b, c], "clip_grad_max_norm": 0.5}], lr=0.1, backend=backend)
+    for p in (a, b, c):
+        p.grad = torch.full_like(p, 2.0)
+    opt.clip_grad(fused=fused)
+    opt.step()
+    kind = "sgd" if fused else "scale_"
+    assert sorted(backend.scales, key=str) == sorted(
+        [
+            (kind, torch.float32, torch.float32, 0),
+            (kind, torch.float64, torch.float64, 0),
+            (kind, torch.float16, torch.float32, 0),
+        ],
+        key=str,
+    )
