@@ -122,6 +122,8 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
         # OneFlow 0.9.0 accepts nesterov without momentum and with dampening (spec §1.7, §9)
         ("nesterov-no-momentum", dict(lr=0.1, nesterov=True)),
         ("nesterov-dampening", dict(lr=0.1, momentum=0.9, dampening=0.5, nesterov=True)),
+        # valid momentum that float32 rounds to 0: a buffer, damped, with momentum 0
+        ("momentum-underflow-dampening", dict(lr=0.1, momentum=1e-46, dampening=0.5)),
         ("nesterov-dampening-maximize-weight-decay",
          dict(lr=0.05, momentum=0.6, dampening=1.0, nesterov=True, maximize=True,
               weight_decay=0.02)),

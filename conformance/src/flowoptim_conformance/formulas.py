@@ -199,7 +199,9 @@ def sgd(p, g, s, *, lr, momentum, dampening, weight_decay, nesterov, maximize, *
     """One SGD update of one tensor; returns the new parameter, updates ``s`` in place."""
     lr, mom, wd = f32(lr), f32(momentum), f32(weight_decay)
     gp = _grad(g, p, wd, maximize)
-    if mom == 0:
+    # the branch follows the Python value (momentum=1e-46 has a buffer although f32 rounds it to
+    # 0), as the optimizer class decides which state exists (Note [degenerate hyperparameters])
+    if momentum == 0:
         return p - lr * gp
     buf = mom * s["momentum_buffer"] + one_minus(dampening) * gp
     s["momentum_buffer"] = buf
@@ -264,7 +266,7 @@ def rmsprop(p, g, s, *, lr, alpha, eps, weight_decay, momentum, centered, maximi
     else:
         den = r
     step = lr * gp / np.sqrt(den + eps32)
-    if mom > 0:
+    if momentum > 0:  # the Python value, as in sgd()
         buf = mom * s["momentum_buffer"] + step
         s["momentum_buffer"] = buf
         return p - buf
