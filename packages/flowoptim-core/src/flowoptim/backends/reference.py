@@ -3,22 +3,61 @@
 Note [fused CPU kernels]
 ------------------------
 torch (>= 2.4) has fused CPU kernels for Adam, AdamW, SGD and Adagrad (``torch._fused_adam_`` and
-friends). Their arithmetic is the spec's, up to rounding, with two gaps we close from outside:
+friends). Their arithmetic is the spec's, up to rounding: they negate ``g`` for ``maximize`` before
+the weight decay, skip a weight decay of 0 (so an inf/NaN parameter adds nothing, spec §1.6), never
+write the gradient (we never pass them ``grad_scale``), and compute their scalar coefficients
+(``1 - beta``, ``1 - dampening``, ``lr/bc1`` ...) in double, then in the parameter's dtype: float32
+values for float32 parameters and float64 values for float64 ones, which is spec §1.10. We close
+the remaining gaps from outside:
 
 * SGD: torch copies the gradient into the momentum buffer on the first step; we always pass
   ``is_first_step=False`` with the zero-initialised buffer, which gives OneFlow's
   ``(1 - dampening) * g'`` first step.
-* Adam/AdamW: the kernel computes ``1 - beta`` and ``1 - beta**t`` from the same beta, but
-  OneFlow takes ``1 - beta`` from float32(beta) and the bias correction from the double value
-  (Note [float32 hyperparameters]; spec §8's 0.8999993). We pass ``beta_k = float32(beta)`` and
-  fold the bias-correction mismatch into lr and eps: with kernel corrections ``bc1', s' =
-  sqrt(bc2')`` and wanted ``bc1, s``, the kernel's update ``lr'/bc1' * m / (sqrt(v)/s' + eps')``
-  equals ``lr/bc1 * m / (sqrt(v)/s + eps)`` for ``eps' = eps*s/s'`` and
-  ``lr' = lr * (bc1'/bc1) * (s/s')``. The same rescaling turns bias correction off
-  (``bc1 = s = 1``). AdamW's decay ``p *= 1 - lr'*wd'`` gets ``wd' = lr*wd/lr'``.
+* Adam/AdamW (and LAMB's phase 1): the kernel computes ``1 - beta`` and ``1 - beta**t`` from the
+  same beta, but OneFlow takes ``1 - beta`` from float32(beta) and the bias correction from the
+  double value (Note [float32 hyperparameters]; spec §8's 0.8999993). We pass ``beta_k =
+  float32(beta)``. With bias correction on, we fold the mismatch into lr and eps: with kernel
+  corrections ``bc1', s' = sqrt(bc2')`` and wanted ``bc1, s``, the kernel's update
+  ``lr'/bc1' * m / (sqrt(v)/s' + eps')`` equals ``lr/bc1 * m / (sqrt(v)/s + eps)`` for ``eps' =
+  eps*s/s'`` and ``lr' = lr * (bc1'/bc1) * (s/s')``; both factors are within a few float32 ulps
+  of 1 (they only undo the rounding of beta), so the kernel's intermediates are the spec's, in
+  magnitude too. AdamW's decay ``p *= 1 - lr'*wd'`` gets ``wd' = lr*wd/lr'``. With bias correction
+  off we do *not* rescale (``lr' = lr/s'`` would multiply ``m`` by up to ``1/sqrt(1 - beta2)``
+  before the division and overflow where the spec does not: lr 1.9, g 1e38 gave NaN): we pass the
+  step as ``inf``, for which the kernel's own corrections are ``1 - beta**inf == 1`` exactly, and
+  the kernel then computes the spec's expression as written (checked once, lazily, by
+  :func:`_kernel_takes_inf_step`; without it, the foreach path).
+* Adagrad: we pass the decayed lr ``clr`` (spec §1.10's rounding) with ``lr_decay=0`` and step 1,
+  so the kernel neither re-derives it nor reads a float32 step count (inexact above 2**24).
+* Every gradient given to a kernel or to the foreach path is contiguous (:func:`_dense`: a
+  non-contiguous one is copied): the kernels index all operands with the param's strides, and
+  the fused clip mode (whose scaled copies are contiguous) must take the same path, with the same
+  operands, as an in-place clip of the user's non-contiguous gradient (Note [grad_scale]).
 
-The kernels run for float32/float64 CPU tensors; other devices use the foreach path below, which
-is also the specification-shaped code for RMSprop, Adadelta and LAMB.
+The kernels run for float32/float64 CPU tensors (fp16/bf16 are upcast first, Note [low precision
+in the reference backend]), float64 included: the lr/eps rescaling above costs a few float64 ulps
+(measured worst 6e-16 relative), far inside spec §1.10's 1e-12. Other devices use the foreach
+path below, which is also the specification-shaped code for RMSprop, Adadelta and LAMB's norms.
+
+Note [degenerate hyperparameters in the reference backend]
+----------------------------------------------------------
+Base Note [degenerate hyperparameters]. The fused kernels cannot express three valid inputs; these
+are detected on the host from the Python scalars (no tensor is read, no device sync) and run the
+foreach path, which computes the spec's formula literally:
+
+* Adam/AdamW/LAMB with ``f32(beta1) == 1`` or ``f32(beta2) == 1`` (``beta = 0.99999999``): the
+  kernel's own bias correction ``1 - beta_k**t`` is then 0 (a ZeroDivisionError in the rescaling
+  above, or 0/0 = NaN in the kernel), whereas the spec's comes from the double value and the
+  moment simply keeps its old value (``1 - beta == 0``).
+* SGD given momentum buffers (the Python momentum is nonzero) whose ``f32(momentum) == 0``
+  (``momentum = 1e-46``): torch's fused SGD refuses buffers with momentum 0; the spec keeps the
+  buffer ``0*buf + (1 - dampening)*g'``.
+* Adam/AdamW/LAMB without bias correction when the kernel does not take the ``inf`` step.
+
+Everything else (including ``alpha`` 0 or 1 for RMSprop, ``rho`` 0 or 1, ``lr`` 0) needs no
+special case. Centered RMSprop computes ``a*a`` as its own op before ``r - a*a`` (spec §2: no
+fused multiply-add; ``addcmul`` would keep the unrounded product, so that alpha 0 gave a rounding
+residual instead of 0).
 
 Note [cache blocking]
 ---------------------
@@ -31,9 +70,10 @@ number. Non-contiguous tensors are processed whole.
 
 Note [low precision in the reference backend]
 ---------------------------------------------
-fp16/bf16 partitions are updated with float32 arithmetic (spec §7): params, grads and state are
-upcast to float32 copies, updated, and the params and state copied back (rounded once per step
-to their dtype, as a fused GPU kernel stores them).
+fp16/bf16 partitions are updated with float32 arithmetic (spec §7): the gradients are scaled
+(``grad_scale``, rounded to their dtype, Note [grad_scale]), then params, grads and state are
+upcast to float32 copies, updated (fused kernels included), and the params and state copied back
+(rounded once per step to their dtype, as a fused GPU kernel stores them).
 """
 
 from __future__ import annotations
@@ -44,7 +84,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Backend, bias_corrections, f32
+from .base import Backend, bias_corrections, derived, f32
 
 __all__ = ["ReferenceBackend"]
 
@@ -63,12 +103,55 @@ def _fused_ok(params: list[Tensor], *lists: list[Tensor] | None) -> bool:
     return all(all(map(Tensor.is_contiguous, lst)) for lst in (params, *lists) if lst is not None)
 
 
+@functools.cache
+def _kernel_takes_inf_step() -> bool:
+    """Whether torch's fused Adam kernel, given the step ``inf``, uses bias corrections of exactly
+    1 (Note [fused CPU kernels]); probed once on one float64 element."""
+    if not _HAS_FUSED:
+        return False
+    p, g = torch.zeros(1, dtype=torch.float64), torch.full((1,), 2.0, dtype=torch.float64)
+    m, v = torch.zeros_like(p), torch.zeros_like(p)
+    try:
+        torch._fused_adam_(
+            [p], [g], [m], [v], [], [torch.tensor(math.inf)],
+            lr=1.0, beta1=0.5, beta2=0.75, weight_decay=0.0, eps=0.0, amsgrad=False,
+            maximize=False,
+        )  # fmt: skip
+    except RuntimeError:
+        return False
+    return p.item() == -0.5 * 2.0 / math.sqrt(0.25 * 4.0)  # m/sqrt(v), uncorrected: -1
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _scale_one(t: Tensor, coef: Tensor) -> Tensor:
+    """``t * coef``: ``t`` upcast to its compute dtype, times ``coef`` in that dtype, rounded to
+    ``t``'s dtype (Note [grad_scale]); a new tensor. Never a type promotion of two 0-d tensors."""
+    compute = _compute_dtype(t.dtype)
+    c = coef.to(compute)
+    if t.dtype == compute:
+        return torch.mul(t, c)  # same dtype, 0-d or not: one correctly rounded product
+    return torch.mul(t.to(compute), c).to(t.dtype)
+
+
 def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
-    """``g * grad_scale`` rounded to the grad dtype, as new tensors (Note [grad_scale])."""
-    if grad_scale is None:
+    """``g * grad_scale`` rounded to the grad dtype, as new tensors (Note [grad_scale]); exactly
+    the values :meth:`ReferenceBackend.scale_` writes in place."""
+    if grad_scale is None or not grads:
         return grads
-    # a 0-d tensor does not promote: the product keeps the grads' dtype (rounded to it)
-    return torch._foreach_mul(grads, grad_scale)
+    compute = _compute_dtype(grads[0].dtype)
+    if all(g.dtype == compute for g in grads):
+        return torch._foreach_mul(grads, grad_scale.to(compute))
+    return [_scale_one(g, grad_scale) for g in grads]
+
+
+def _dense(grads: list[Tensor]) -> list[Tensor]:
+    """The grads, a non-contiguous one replaced by a contiguous copy (Note [fused CPU kernels])."""
+    if all(map(Tensor.is_contiguous, grads)):
+        return grads
+    return [g if g.is_contiguous() else g.contiguous() for g in grads]
 
 
 def _negated(grads: list[Tensor], maximize: bool) -> list[Tensor]:
@@ -84,8 +167,8 @@ def _upcast(tensors: list[Tensor] | None) -> list[Tensor] | None:
 
 
 def _with_float32(fn):
-    """Run a foreach-path functional in float32 for fp16/bf16 partitions (Note [low precision
-    in the reference backend]); positional lists are params, grads, then state lists."""
+    """Run a functional in float32 for fp16/bf16 partitions (Note [low precision in the reference
+    backend]); positional lists are params, grads, then state lists."""
 
     @functools.wraps(fn)  # keeps fn's signature visible (e.g. lamb's norm_reduce keyword)
     def wrapper(self, params, grads, *states, **kw):
@@ -104,10 +187,26 @@ def _with_float32(fn):
 
 
 def _weight_decayed(grads: list[Tensor], params: list[Tensor], wd: float) -> list[Tensor]:
-    """``g + wd * p`` as new tensors (never written into the user's grads)."""
+    """``g + wd * p`` as new tensors (never written into the user's grads); ``wd == 0`` adds
+    nothing, even to an inf/NaN ``p`` (spec §1.6)."""
     if wd == 0:
         return grads
     return torch._foreach_add(grads, params, alpha=wd)
+
+
+def _adam_kernel_scalars(b1, b2, bc1, bc2, step, lr, eps, do_bias_correction):
+    """``(step, lr', eps')`` making torch's fused Adam kernel compute the spec's update with the
+    float32 betas ``b1, b2`` (Note [fused CPU kernels]), or None where it cannot (Note [degenerate
+    hyperparameters in the reference backend]). Host arithmetic on Python floats only."""
+    if b1 == 1.0 or b2 == 1.0:
+        return None
+    if not do_bias_correction:
+        return (math.inf, lr, eps) if _kernel_takes_inf_step() else None
+    st = f32(step)  # the kernel reads its step tensor as float32
+    bc1_k = 1.0 - b1**st
+    s_k = math.sqrt(1.0 - b2**st)
+    s = math.sqrt(bc2)
+    return st, lr * (bc1_k / bc1) * (s / s_k), eps * s / s_k
 
 
 #: elements per cache block on the CPU (Note [cache blocking]); 256K float32 elements per operand
@@ -198,9 +297,12 @@ class ReferenceBackend(Backend):
         maximize,
         grad_scale,
     ):
+        is64 = params[0].dtype == torch.float64
         lr, momentum, dampening, wd = f32(lr), f32(momentum), f32(dampening), f32(weight_decay)
-        grads = _scaled(grads, grad_scale)
-        if _fused_ok(params, grads, momentum_buffers):
+        grads = _dense(_scaled(grads, grad_scale))
+        # Note [degenerate hyperparameters in the reference backend]: buffers with momentum 0
+        degenerate = momentum_buffers is not None and momentum == 0.0
+        if not degenerate and _fused_ok(params, grads, momentum_buffers):
             torch._fused_sgd_(
                 params,
                 grads,
@@ -208,20 +310,18 @@ class ReferenceBackend(Backend):
                 weight_decay=wd,
                 momentum=momentum,
                 lr=lr,
-                dampening=dampening,
+                dampening=dampening,  # the kernel forms 1 - dampening: spec §1.10
                 nesterov=nesterov,
                 maximize=maximize,
                 is_first_step=False,  # Note [fused CPU kernels]: zero buffer, OneFlow's 1st step
             )
             return
-        if maximize:
-            grads = torch._foreach_neg(grads)
-        grads = _weight_decayed(grads, params, wd)
+        grads = _weight_decayed(_negated(grads, maximize), params, wd)
         if momentum_buffers is None:
             torch._foreach_add_(params, grads, alpha=-lr)
             return
         torch._foreach_mul_(momentum_buffers, momentum)
-        torch._foreach_add_(momentum_buffers, grads, alpha=1.0 - dampening)
+        torch._foreach_add_(momentum_buffers, grads, alpha=derived(1.0 - dampening, is64))
         if nesterov:
             d = torch._foreach_add(grads, momentum_buffers, alpha=momentum)
         else:
@@ -250,77 +350,64 @@ class ReferenceBackend(Backend):
         maximize,
         grad_scale,
     ):
-        grads = _negated(_scaled(grads, grad_scale), maximize)
+        is64 = params[0].dtype == torch.float64
+        grads = _dense(_scaled(grads, grad_scale))
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        kernel = None
         if _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
-            # Note [fused CPU kernels]: rescale lr and eps so the kernel's bias corrections
-            # (from float32 betas) give OneFlow's
-            bc1_k = 1.0 - b1**step
-            s_k = math.sqrt(1.0 - b2**step)
-            s = math.sqrt(bc2)
-            lr_k = lr32 * (bc1_k / bc1) * (s / s_k)
-            eps_k = eps32 * s / s_k
-            steps = [torch.tensor(float(step))] * len(params)
+            kernel = _adam_kernel_scalars(b1, b2, bc1, bc2, step, lr32, eps32, do_bias_correction)
+        if kernel is not None:
+            st, lr_k, eps_k = kernel
+            steps = [torch.tensor(st)] * len(params)
+            common = dict(beta1=b1, beta2=b2, eps=eps_k, amsgrad=amsgrad, maximize=maximize)
             if decoupled_weight_decay:
+                # the kernel decays by 1 - lr_k*wd_k, computed in double: lr*wd (spec §1.10)
                 wd_k = lr32 * wd / lr_k if lr_k != 0 else 0.0
-                torch._fused_adamw_(
-                    params,
-                    grads,
-                    exp_avgs,
-                    exp_avg_sqs,
-                    max_exp_avg_sqs or [],
-                    steps,
-                    lr=lr_k,
-                    beta1=b1,
-                    beta2=b2,
-                    weight_decay=wd_k,
-                    eps=eps_k,
-                    amsgrad=amsgrad,
-                    maximize=False,
-                )
+                fused, wd_arg = torch._fused_adamw_, wd_k
             else:
-                torch._fused_adam_(
-                    params,
-                    grads,
-                    exp_avgs,
-                    exp_avg_sqs,
-                    max_exp_avg_sqs or [],
-                    steps,
-                    lr=lr_k,
-                    beta1=b1,
-                    beta2=b2,
-                    weight_decay=wd,
-                    eps=eps_k,
-                    amsgrad=amsgrad,
-                    maximize=False,
-                )
+                fused, wd_arg = torch._fused_adam_, wd
+            fused(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                max_exp_avg_sqs or [],
+                steps,
+                lr=lr_k,
+                weight_decay=wd_arg,
+                **common,
+            )
             return
+        grads = _negated(grads, maximize)
         if decoupled_weight_decay:
             # p - lr*wd*p with p the pre-update value, then the Adam step
             if wd != 0:
-                torch._foreach_mul_(params, 1.0 - f32(lr32 * wd))
+                torch._foreach_mul_(params, 1.0 - derived(lr32 * wd, is64))
         else:
             grads = _weight_decayed(grads, params, wd)
         denom = self._adam_moments(
-            grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32
+            grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32, is64
         )
-        torch._foreach_addcdiv_(params, exp_avgs, denom, -f32(lr32 / bc1))
+        # (lr/bc1) * m / denom, left to right (an overflowing v gives 0, not inf/inf)
+        upd = torch._foreach_mul(exp_avgs, derived(lr32 / bc1, is64))
+        torch._foreach_div_(upd, denom)
+        torch._foreach_sub_(params, upd)
 
     @staticmethod
-    def _adam_moments(grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps):
+    def _adam_moments(grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps, is64):
         """Update m, v (and vmax); return ``sqrt(v_hat)/sqrt(bc2) + eps`` (new tensors)."""
         torch._foreach_mul_(exp_avgs, b1)
-        torch._foreach_add_(exp_avgs, grads, alpha=1.0 - b1)
+        torch._foreach_add_(exp_avgs, grads, alpha=derived(1.0 - b1, is64))
         torch._foreach_mul_(exp_avg_sqs, b2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1.0 - b2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, derived(1.0 - b2, is64))
         if max_exp_avg_sqs is not None:
             torch._foreach_maximum_(max_exp_avg_sqs, exp_avg_sqs)
             v = max_exp_avg_sqs
         else:
             v = exp_avg_sqs
         denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, f32(math.sqrt(bc2)))
+        torch._foreach_div_(denom, derived(math.sqrt(bc2), is64))
         torch._foreach_add_(denom, eps)
         return denom
 
@@ -347,7 +434,7 @@ class ReferenceBackend(Backend):
         grad_scale,
         norm_reduce=None,
     ):
-        grads = _negated(_scaled(grads, grad_scale), maximize)
+        grads = _dense(_scaled(grads, grad_scale))
         if params[0].device.type == "cpu":
             return self._lamb_cpu(
                 params,
@@ -364,19 +451,22 @@ class ReferenceBackend(Backend):
                 adam_w_mode=adam_w_mode,
                 amsgrad=amsgrad,
                 do_bias_correction=do_bias_correction,
+                maximize=maximize,
                 norm_reduce=norm_reduce,
             )
+        is64 = params[0].dtype == torch.float64
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        grads = _negated(grads, maximize)
         if not adam_w_mode:
             grads = _weight_decayed(grads, params, wd)
         denom = self._adam_moments(
-            grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32
+            grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32, is64
         )
-        u = torch._foreach_div(exp_avgs, denom)  # (m/bc1)/denom: bc1 applied below
-        torch._foreach_div_(u, bc1)
+        u = torch._foreach_div(exp_avgs, bc1)  # (m/bc1)/denom
+        torch._foreach_div_(u, denom)
         del denom
-        acc = torch.float64 if params[0].dtype == torch.float64 else torch.float32
+        acc = torch.float64 if is64 else torch.float32
         w_norm = torch.stack(torch._foreach_norm(params, 2)).to(acc)
         u_norm = torch.stack(torch._foreach_norm(u, 2)).to(acc)
         if norm_reduce is not None:
@@ -388,13 +478,10 @@ class ReferenceBackend(Backend):
         trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
         if adam_w_mode and wd != 0:
             torch._foreach_add_(u, params, alpha=wd)
-        # p -= (lr * trust) * u, one scalar per tensor
+        # p -= (lr * trust) * u, one scalar per tensor (float64 for float64: spec §1.10)
         scale = (trust * lr32).to(params[0].dtype).neg_()
-        if params[0].device.type == "cpu":
-            torch._foreach_mul_(u, scale.tolist())  # a CPU tensor: no device sync
-        else:
-            for u_i, s_i in zip(u, scale.unbind(0)):  # stays on the device
-                u_i.mul_(s_i)
+        for u_i, s_i in zip(u, scale.unbind(0)):  # stays on the device
+            u_i.mul_(s_i)
         torch._foreach_add_(params, u)
 
     def _lamb_cpu(
@@ -414,6 +501,7 @@ class ReferenceBackend(Backend):
         adam_w_mode,
         amsgrad,
         do_bias_correction,
+        maximize,
         norm_reduce,
     ):
         """LAMB on the CPU in two cache-blocked phases (Note [cache blocking]).
@@ -421,30 +509,35 @@ class ReferenceBackend(Backend):
         Phase 1, block by block: update m, v (vmax), write -u into a scratch buffer and
         accumulate each tensor's sums of squares of p and u. Then the trust ratios (after
         ``norm_reduce``). Phase 2, block by block: ``p -= lr*r*(u [+ wd*p])``. With torch's fused
-        kernels, phase 1 is the fused Adam kernel writing into a zeroed scratch block and phase 2
-        the fused SGD kernel (``maximize`` turns -u into u, its weight decay is LAMB's decoupled
-        decay, its lr is ``lr*r``): about 40 bytes per float32 parameter. The scratch holds one
-        partition's u; it is kept between steps (Note [LAMB scratch]).
+        kernels, phase 1 is the fused Adam kernel writing into a zeroed scratch block (its
+        ``maximize`` is the user's, unless the L2 term was added outside, after negating g) and
+        phase 2 the fused SGD kernel (its ``maximize`` turns -u into u, its weight decay is
+        LAMB's decoupled decay, its lr is ``lr*r``): about 40 bytes per float32 parameter. The
+        scratch holds one partition's u; it is kept between steps (Note [LAMB scratch]).
         """
+        dtype = params[0].dtype
+        is64 = dtype == torch.float64
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
-        s = math.sqrt(bc2)
-        dtype = params[0].dtype
-        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        acc = torch.float64 if is64 else torch.float32
         sums = torch.zeros(2, len(params), dtype=acc)
-        fused = _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs)
-        if fused:
-            # Note [fused CPU kernels]: with a zero "param" and these lr/eps, the fused Adam
+        kernel = None
+        if _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+            # Note [fused CPU kernels]: with a zero "param" and lr' for lr = 1, the fused Adam
             # kernel writes -u = -(m/bc1)/(sqrt(v)/sqrt(bc2) + eps) and updates m, v, vmax
-            bc1_k, s_k = 1.0 - b1**step, math.sqrt(1.0 - b2**step)
-            lr_k, eps_k = (bc1_k / bc1) * (s / s_k), eps32 * s / s_k
-            step_t = torch.tensor(float(step))
+            kernel = _adam_kernel_scalars(b1, b2, bc1, bc2, step, 1.0, eps32, do_bias_correction)
+        if kernel is not None:
+            st, lr_k, eps_k = kernel
+            step_t = torch.tensor(st)
+        l2 = not adam_w_mode and wd != 0
         us = self._lamb_scratch(params)
         moments = [exp_avgs, exp_avg_sqs, max_exp_avg_sqs]
         for (p_c, g_c, m_c, v_c, vm_c, u_c), owners in _chunks([params, grads, *moments, us]):
-            if not adam_w_mode:
-                g_c = _weight_decayed(g_c, p_c, wd)
-            if fused:
+            kernel_maximize = maximize
+            if l2:  # g' = (maximize ? -g : g) + wd*p, formed outside the kernel
+                g_c = _weight_decayed(_negated(g_c, maximize), p_c, wd)
+                kernel_maximize = False
+            if kernel is not None:
                 torch._foreach_zero_(u_c)
                 torch._fused_adam_(
                     u_c,
@@ -459,12 +552,14 @@ class ReferenceBackend(Backend):
                     weight_decay=0.0,
                     eps=eps_k,
                     amsgrad=amsgrad,
-                    maximize=False,
+                    maximize=kernel_maximize,
                 )
             else:
-                denom = self._adam_moments(g_c, m_c, v_c, vm_c, b1, b2, bc2, eps32)
-                torch._foreach_mul_(denom, -bc1)  # u = (m/bc1)/denom, stored negated
-                torch._foreach_copy_(u_c, torch._foreach_div(m_c, denom))
+                g_c = _negated(g_c, kernel_maximize)
+                denom = self._adam_moments(g_c, m_c, v_c, vm_c, b1, b2, bc2, eps32, is64)
+                torch._foreach_copy_(u_c, m_c)
+                torch._foreach_div_(u_c, -bc1)  # -(m/bc1)/denom: u stored negated
+                torch._foreach_div_(u_c, denom)
             index = torch.tensor(owners)
             for row, ts in ((0, p_c), (1, u_c)):
                 norms = torch.stack(torch._foreach_norm(ts, 2)).to(acc)
@@ -473,18 +568,20 @@ class ReferenceBackend(Backend):
             norm_reduce(sums)  # Note [LAMB norm_reduce hook]
         w_norm, u_norm = sums.sqrt().unbind(0)
         trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+        # lr*trust: a float32 product for float32, float64 for float64 (spec §1.10)
         coef = (trust * lr32).tolist()  # CPU tensors: no device sync
         decay = wd if adam_w_mode else 0.0
+        fused_sgd = _fused_ok(params)
         for (p_c, u_c), owners in _chunks([params, us]):
             for p_i, u_i, i in zip(p_c, u_c, owners):
-                if fused:
+                if fused_sgd:
                     torch._fused_sgd_(
                         [p_i],
                         [u_i],
                         [],
                         weight_decay=decay,
                         momentum=0.0,
-                        lr=f32(coef[i]),
+                        lr=coef[i],
                         dampening=0.0,
                         nesterov=False,
                         maximize=True,
@@ -493,7 +590,7 @@ class ReferenceBackend(Backend):
                 else:
                     if decay:
                         u_i.sub_(p_i, alpha=decay)  # -(u + wd*p)
-                    p_i.add_(u_i, alpha=f32(coef[i]))
+                    p_i.add_(u_i, alpha=coef[i])
 
     def _lamb_scratch(self, params):
         """Note [LAMB scratch]: views, shaped like ``params``, of one flat buffer per dtype that
@@ -530,7 +627,8 @@ class ReferenceBackend(Backend):
         maximize,
         grad_scale,
     ):
-        grads = _negated(_scaled(grads, grad_scale), maximize)
+        is64 = params[0].dtype == torch.float64
+        grads = _dense(_scaled(grads, grad_scale))
         lr, alpha, eps, wd, momentum = (
             f32(lr),
             f32(alpha),
@@ -538,22 +636,27 @@ class ReferenceBackend(Backend):
             f32(weight_decay),
             f32(momentum),
         )
-        grads = _weight_decayed(grads, params, wd)
+        one_minus_alpha = derived(1.0 - alpha, is64)  # alpha in [0, 1]: 1 keeps r (and a) as is
+        grads = _weight_decayed(_negated(grads, maximize), params, wd)
         torch._foreach_mul_(square_avgs, alpha)
-        torch._foreach_addcmul_(square_avgs, grads, grads, 1.0 - alpha)
+        torch._foreach_addcmul_(square_avgs, grads, grads, one_minus_alpha)
         if centered:
             torch._foreach_mul_(grad_avgs, alpha)
-            torch._foreach_add_(grad_avgs, grads, alpha=1.0 - alpha)
-            denom = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, -1.0)
+            torch._foreach_add_(grad_avgs, grads, alpha=one_minus_alpha)
+            # r - a*a with a*a rounded first (spec §2): addcmul(r, a, a, -1) would fuse it
+            denom = torch._foreach_mul(grad_avgs, grad_avgs)
+            denom = torch._foreach_sub(square_avgs, denom)
             torch._foreach_add_(denom, eps)
         else:
             denom = torch._foreach_add(square_avgs, eps)
         torch._foreach_sqrt_(denom)  # eps INSIDE the sqrt (OneFlow)
+        step = torch._foreach_mul(grads, lr)  # lr * g' / sqrt(den + eps), left to right
+        torch._foreach_div_(step, denom)
         if momentum_buffers is None:
-            torch._foreach_addcdiv_(params, grads, denom, -lr)
+            torch._foreach_sub_(params, step)
         else:
             torch._foreach_mul_(momentum_buffers, momentum)
-            torch._foreach_addcdiv_(momentum_buffers, grads, denom, lr)
+            torch._foreach_add_(momentum_buffers, step)
             torch._foreach_sub_(params, momentum_buffers)
 
     # ------------------------------------------------------------------ Adagrad
@@ -572,28 +675,32 @@ class ReferenceBackend(Backend):
         maximize,
         grad_scale,
     ):
-        grads = _negated(_scaled(grads, grad_scale), maximize)
+        is64 = params[0].dtype == torch.float64
+        grads = _dense(_scaled(grads, grad_scale))
         lr, lr_decay, wd, eps = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
+        clr = derived(lr / (1.0 + (step - 1) * lr_decay), is64)
         if _HAS_FUSED_ADAGRAD and _fused_ok(params, grads, state_sums):
-            steps = [torch.tensor(float(step))] * len(params)
+            # Note [fused CPU kernels]: our clr, so the kernel's lr/(1 + (1-1)*0) is clr
+            steps = [torch.tensor(1.0)] * len(params)
             torch._fused_adagrad_(
                 params,
                 grads,
                 state_sums,
                 steps,
-                lr=lr,
-                lr_decay=lr_decay,
+                lr=clr,
+                lr_decay=0.0,
                 weight_decay=wd,
                 eps=eps,
-                maximize=False,
+                maximize=maximize,
             )
             return
-        clr = f32(lr / (1.0 + (step - 1) * lr_decay))
-        grads = _weight_decayed(grads, params, wd)
+        grads = _weight_decayed(_negated(grads, maximize), params, wd)
         torch._foreach_addcmul_(state_sums, grads, grads, 1.0)
         std = torch._foreach_sqrt(state_sums)
         torch._foreach_add_(std, eps)  # eps OUTSIDE the sqrt (OneFlow)
-        torch._foreach_addcdiv_(params, grads, std, -clr)
+        upd = torch._foreach_mul(grads, clr)  # clr * g' / std, left to right
+        torch._foreach_div_(upd, std)
+        torch._foreach_sub_(params, upd)
 
     # ------------------------------------------------------------------ Adadelta
     @_blocked
@@ -612,11 +719,13 @@ class ReferenceBackend(Backend):
         maximize,
         grad_scale,
     ):
-        grads = _negated(_scaled(grads, grad_scale), maximize)
+        is64 = params[0].dtype == torch.float64
+        grads = _dense(_scaled(grads, grad_scale))
         lr, rho, eps, wd = f32(lr), f32(rho), f32(eps), f32(weight_decay)
-        grads = _weight_decayed(grads, params, wd)
+        one_minus_rho = derived(1.0 - rho, is64)
+        grads = _weight_decayed(_negated(grads, maximize), params, wd)
         torch._foreach_mul_(square_avgs, rho)
-        torch._foreach_addcmul_(square_avgs, grads, grads, 1.0 - rho)
+        torch._foreach_addcmul_(square_avgs, grads, grads, one_minus_rho)
         std = torch._foreach_add(square_avgs, eps)
         torch._foreach_sqrt_(std)
         delta = torch._foreach_add(acc_deltas, eps)
@@ -624,7 +733,7 @@ class ReferenceBackend(Backend):
         torch._foreach_div_(delta, std)
         torch._foreach_mul_(delta, grads)
         torch._foreach_mul_(acc_deltas, rho)
-        torch._foreach_addcmul_(acc_deltas, delta, delta, 1.0 - rho)
+        torch._foreach_addcmul_(acc_deltas, delta, delta, one_minus_rho)
         torch._foreach_add_(params, delta, alpha=-lr)
 
     # ------------------------------------------------------------------ clip_grad
@@ -643,4 +752,10 @@ class ReferenceBackend(Backend):
         return torch.linalg.vector_norm(torch.stack(per), norm_type)
 
     def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
-        torch._foreach_mul_(tensors, coef)
+        """``t *= coef`` in place, exactly the values ``grad_scale`` gives (:func:`_scaled`)."""
+        same = [t for t in tensors if t.dtype == _compute_dtype(t.dtype)]
+        for dtype in {t.dtype for t in same}:
+            torch._foreach_mul_([t for t in same if t.dtype == dtype], coef.to(dtype))
+        for t in tensors:
+            if t.dtype != _compute_dtype(t.dtype):
+                t.copy_(_scale_one(t, coef))
