@@ -35,3 +35,15 @@ def run(scheduler, steps: int) -> list[list[float]]:
 @pytest.fixture
 def run_lrs():
     return run
+
+
+# Most tests here drive a scheduler alone, without an optimizer step in between, to read its lr
+# sequence; torch's "lr_scheduler.step() before optimizer.step()" warning (which this package
+# gives too) is expected there and ignored. test_warnings.py checks that warning, with its own
+# filters.
+STEP_ORDER = r"ignore:Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.filterwarnings(STEP_ORDER))

@@ -105,6 +105,20 @@ def _run(case):
 SCHED = [c for c in CASES if c["kind"] == "sched"]
 ERRORS = [c for c in CASES if c["kind"] == "error" and c.get("target") == "scheduler"]
 
+# Error vectors this package no longer matches on purpose (strict: an xpass is a failure).
+SUPERSEDED = {
+    "sched-error-warmuplr-different-base-lrs": (
+        "WarmupLR computes its end factor per group since issue 12 (layer-wise base lrs), "
+        "where OneFlow 0.9.0 raises; the vector predates that (test_warnings.py has the values)"
+    ),
+}
+
+
+def _error_param(case):
+    reason = SUPERSEDED.get(case["id"])
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(case, id=case["id"], marks=marks)
+
 
 @pytest.mark.parametrize("case", SCHED, ids=[c["id"] for c in SCHED])
 def test_schedule_vector(case):
@@ -116,7 +130,7 @@ def test_schedule_vector(case):
             assert math.isclose(lr, e, rel_tol=1e-12, abs_tol=1e-300), (k, row, want)
 
 
-@pytest.mark.parametrize("case", ERRORS, ids=[c["id"] for c in ERRORS])
+@pytest.mark.parametrize("case", [_error_param(c) for c in ERRORS])
 def test_error_vector(case):
     raises = tuple(getattr(builtins, name) for name in case["raises"])
     extra = {"last_step": case["last_step"]} if "last_step" in case else {}

@@ -82,15 +82,6 @@ def test_min_lr_list_length_must_match_groups():
         fs.ReduceLROnPlateau(_sgd(0.1, 0.05), min_lr=[0.1, 0.2, 0.3])
 
 
-def test_linear_warmup_over_a_scheduler_needs_one_base_lr():
-    # OneFlow: the warmup's end factor comes from the first group; differing base lrs raise.
-    opt = _sgd(0.1, 0.05)
-    with pytest.raises(ValueError, match=r"base lrs \[0.1, 0.05\] differ"):
-        fs.WarmupLR(fs.CosineDecayLR(opt, decay_steps=5), warmup_iters=2)
-    fs.WarmupLR(fs.CosineDecayLR(opt, decay_steps=5), warmup_iters=2, warmup_prefix=True)
-    fs.WarmupLR(fs.CosineDecayLR(opt, 5), warmup_iters=2, warmup_method="constant")
-
-
 NOT_AN_OPTIMIZER = [
     lambda: fs.StepLR([torch.zeros(1)], step_size=2),
     lambda: fs.CosineDecayLR("sgd", decay_steps=2),

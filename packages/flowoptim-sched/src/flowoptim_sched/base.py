@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
+import weakref
 from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 __all__ = ["ClosedFormLR", "check_optimizer"]
+
+# torch's own text (torch.optim.lr_scheduler.LRScheduler.step), so that filters written for
+# torch's warning also catch ours.
+STEP_ORDER_WARNING = (
+    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
+    "In PyTorch 1.1.0 and later, you should call them in the opposite order: "
+    "`optimizer.step()` before `lr_scheduler.step()`.  Failure to do this "
+    "will result in PyTorch skipping the first value of the learning rate schedule. "
+    "See more details at "
+    "https://pytorch.org/docs/stable/optim.html#how-to-adjust-learning-rate"
+)
 
 
 def check_optimizer(optimizer: Any) -> torch.optim.Optimizer:
@@ -30,6 +44,89 @@ def _set_group_lr(group: dict[str, Any], lr: float) -> None:
         current.fill_(lr)  # a tensor lr (capturable optimizers) is updated in place
     else:
         group["lr"] = lr
+
+
+def _track_optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """Wrap ``optimizer.step`` so that it records its first call, exactly as torch does.
+
+    torch's ``LRScheduler.__init__`` replaces the instance's ``step`` with a wrapper that sets
+    ``optimizer._opt_called = True`` and marks itself ``_wrapped_by_lr_sched``; this uses the
+    same two names, so an optimizer driven by torch's schedulers and ours is wrapped once and
+    either kind sees the other's record. The wrapper holds the optimizer weakly (no cycle), like
+    torch's. A ``step`` that is not a plain bound method of the optimizer (replaced by another
+    library) is left alone: then the order cannot be known and nothing is ever reported.
+    """
+    step = optimizer.step
+    if hasattr(step, "_wrapped_by_lr_sched"):
+        return
+    if not inspect.ismethod(step) or step.__self__ is not optimizer:
+        return
+    func = step.__func__
+    opt_ref = weakref.ref(optimizer)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        opt = opt_ref()
+        opt._opt_called = True  # type: ignore[union-attr]
+        return func.__get__(opt, opt.__class__)(*args, **kwargs)
+
+    wrapper.__wrapped__ = func  # type: ignore[attr-defined]
+    wrapper.__doc__ = func.__doc__
+    wrapper._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
+    optimizer.step = wrapper  # type: ignore[method-assign]
+
+
+class _Drivers:
+    """Which of this package's schedulers have stepped an optimizer, and in what order."""
+
+    __slots__ = ("__weakref__", "last", "steppers", "warned")
+
+    def __init__(self) -> None:
+        self.last: weakref.ref | None = None
+        self.steppers: weakref.WeakSet = weakref.WeakSet()
+        self.warned = False
+
+
+# optimizer -> _Drivers; weak, so that it keeps neither optimizers nor schedulers alive and adds
+# nothing to the optimizer (its pickles and state dicts are unchanged).
+_DRIVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _note_stepper(scheduler: ClosedFormLR) -> None:
+    """Warn once per optimizer when two of this package's schedulers both step it.
+
+    Each scheduler sets the lr from its own closed form, so of two schedulers stepped on one
+    optimizer the last one stepped wins (OneFlow 0.9.0's behaviour, kept), where torch's
+    chainable schedulers would compose. Only ``step()`` calls count (not the constructor's
+    step, nor a composite driving its children), and only *interleaved* stepping: scheduler A
+    steps, then B, then A again. Replacing one scheduler by another (A, A, B, B) is fine.
+    """
+    try:
+        drivers = _DRIVERS.get(scheduler.optimizer)
+        if drivers is None:
+            drivers = _DRIVERS[scheduler.optimizer] = _Drivers()
+    except TypeError:  # an optimizer that cannot be weakly referenced: nothing to track
+        return
+    last = drivers.last() if drivers.last is not None else None
+    if (
+        not drivers.warned
+        and last is not None
+        and last is not scheduler
+        and scheduler in drivers.steppers
+    ):
+        drivers.warned = True
+        warnings.warn(
+            f"Two flowoptim_sched schedulers ({type(last).__name__} and "
+            f"{type(scheduler).__name__}) are both stepping the same optimizer. Each one sets "
+            "the lr from its own closed form, so the last one stepped wins (OneFlow's "
+            "behaviour); torch's chainable schedulers would have composed them. To combine "
+            "schedulers, step one composite: SequentialLR (one after another), ChainedScheduler "
+            "(their factors multiplied at every step) or WarmupLR (a warmup before or over a "
+            "scheduler).",
+            UserWarning,
+            stacklevel=3,
+        )
+    drivers.steppers.add(scheduler)
+    drivers.last = weakref.ref(scheduler)
 
 
 def _resolve_last_step(last_step: int, last_epoch: int | None) -> int:
@@ -61,6 +158,15 @@ class ClosedFormLR(LRScheduler):
 
     ``last_step`` (OneFlow) and ``last_epoch`` (torch) are the same counter, as constructor
     keywords and as attributes.
+
+    Two warnings, both ``UserWarning``:
+
+    - torch's "Detected call of ``lr_scheduler.step()`` before ``optimizer.step()``", by
+      torch's mechanism (the constructor wraps ``optimizer.step`` to record its first call; the
+      first :meth:`step` after the constructor checks it), once per scheduler;
+    - once per optimizer, when two of this package's schedulers are stepped in turn on the same
+      optimizer (the last one stepped sets the lr: nothing composes them), naming
+      ``SequentialLR``, ``ChainedScheduler`` and ``WarmupLR``, which do.
     """
 
     _state_exclude: tuple[str, ...] = ("optimizer",)
@@ -78,6 +184,7 @@ class ClosedFormLR(LRScheduler):
         if isinstance(last_step, bool) or not isinstance(last_step, int) or last_step < -1:
             raise ValueError(f"Invalid last_step: {last_step!r} (expected an integer >= -1)")
         self.optimizer = optimizer
+        _track_optimizer_step(optimizer)
         if last_step == -1:
             for group in optimizer.param_groups:
                 lr = group["lr"]
@@ -139,11 +246,24 @@ class ClosedFormLR(LRScheduler):
     def _initial_step(self) -> None:
         """The constructor's step (torch's SequentialLR also calls this on a sub-scheduler)."""
         self._step_count = 0
-        self.step()
+        self._update_lr()
+        self._step_count = 1
 
     def step(self, epoch: int | None = None) -> None:
-        """Advance one step (torch's deprecated ``step(epoch)``: jump to ``epoch``); set the lrs."""
-        self._step_count = getattr(self, "_step_count", 0) + 1
+        """Advance one step (torch's deprecated ``step(epoch)``: jump to ``epoch``); set the lrs.
+
+        Call it after ``optimizer.step()``: the first call after the constructor warns, as
+        torch's schedulers do, if the optimizer has not stepped yet.
+        """
+        count = getattr(self, "_step_count", 0)
+        if count == 1:
+            step = self.optimizer.step
+            if getattr(step, "_wrapped_by_lr_sched", False) and not getattr(
+                self.optimizer, "_opt_called", False
+            ):
+                warnings.warn(STEP_ORDER_WARNING, UserWarning, stacklevel=2)
+        _note_stepper(self)
+        self._step_count = count + 1
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None = None) -> None:

@@ -7,7 +7,6 @@ accept this package's schedulers, see the notes on each class).
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from functools import partial
@@ -221,8 +220,14 @@ class WarmupLR(ClosedFormLR):
 
     where :math:`ef = f(b, W)/b` (the linear warmup lands on the value the wrapped scheduler has
     at step :math:`W`), or :math:`ef = 1` without :math:`f` or with ``warmup_prefix=True``.
-    That :math:`ef` needs one base lr for all groups: as in OneFlow, a linear warmup over a
-    scheduler without prefix raises ``ValueError`` when the groups' base lrs differ.
+
+    :math:`ef` is computed per param group, from the group's own base lr (and, for a LambdaLR
+    with one function per group, the group's function), so each group's warmup lands on its own
+    scheduled value: groups with different base lrs (layer-wise lr decay, LLRD) work. OneFlow
+    0.9.0 computes :math:`ef` once, from the first group, and raises ``ValueError`` when the
+    base lrs differ; whenever its formula is defined (one base lr for every group) the two
+    agree.
+
     By default (``warmup_prefix=False``) the wrapped scheduler runs underneath the warmup on the
     global step; with ``warmup_prefix=True`` it starts at its own step 0 after the warmup.
     ``warmup_iters=0`` with a scheduler means no warmup.
@@ -232,8 +237,7 @@ class WarmupLR(ClosedFormLR):
 
     Errors: ``TypeError`` if ``scheduler_or_optimizer`` is neither an optimizer nor a scheduler of
     this package; ``ValueError`` for an unknown ``warmup_method``, ``warmup_factor`` outside
-    ``[0, 1]``, a negative ``warmup_iters``, ``warmup_iters=0`` without a scheduler, or base lrs
-    that differ (see above).
+    ``[0, 1]``, a negative ``warmup_iters`` or ``warmup_iters=0`` without a scheduler.
     """
 
     _state_exclude = ("optimizer", "scheduler")
@@ -264,18 +268,6 @@ class WarmupLR(ClosedFormLR):
                 "optimizer rather than a scheduler)"
             )
         self.warmup_prefix = bool(warmup_prefix)
-        linear_onto = self.warmup_method == "linear" and not self.warmup_prefix
-        if scheduler is not None and self.warmup_iters > 0 and linear_onto:
-            # The warmup's end factor is f(b, W)/b of the first group (OneFlow), so it is only
-            # right for every group when they share one base lr; OneFlow raises otherwise.
-            bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
-            if not all(math.isclose(b, bases[0], rel_tol=1e-5, abs_tol=1e-8) for b in bases):
-                raise ValueError(
-                    f"Invalid param groups for WarmupLR: base lrs {bases} differ (a linear "
-                    "warmup over a scheduler without warmup_prefix needs one base lr for every "
-                    "group, as in OneFlow; use warmup_prefix=True, warmup_method='constant', or "
-                    "one optimizer per base lr)"
-                )
         self.scheduler = scheduler
         super().__init__(optimizer, last_step, verbose, last_epoch=last_epoch)
 
