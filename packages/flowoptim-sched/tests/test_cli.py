@@ -5,10 +5,11 @@ import io
 import math
 import runpy
 import sys
+import warnings
 
 import pytest
 
-from flowoptim_sched.cli import main, schedule_values
+from flowoptim_sched.cli import main, plot_points, schedule_values
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -85,3 +86,55 @@ def test_module_entry_point(monkeypatch, capsys):
         runpy.run_module("flowoptim_sched", run_name="__main__")
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.splitlines() == ["step,lr", "0,1.0", "1,0.5", "2,0.25"]
+
+
+def test_plot_points_draw_drops_as_vertical_edges():
+    # StepLR(step_size=2, gamma=0.5): the drop at step 2 holds 1.0 up to x=2, then falls there
+    xs, ys = plot_points([1.0, 1.0, 0.5, 0.5, 0.25])
+    assert list(zip(xs, ys, strict=True)) == [
+        (0, 1.0), (1, 1.0), (2, 1.0), (2, 0.5), (3, 0.5), (4, 0.5), (4, 0.25),
+    ]  # fmt: skip
+
+
+def test_plot_points_keep_smooth_schedules_and_restarts_apart():
+    cosine = schedule_values("CosineDecayLR(decay_steps=50)", 1.0, 40)
+    xs, ys = plot_points(cosine)
+    assert (xs, ys) == (list(range(40)), cosine)  # no edge anywhere: a line through the points
+    sgdr = schedule_values("CosineAnnealingWarmRestarts(T_0=10)", 1.0, 25)
+    xs, _ = plot_points(sgdr)
+    assert [x for x in set(xs) if xs.count(x) == 2] == [10, 20]  # the two restarts
+
+
+def test_plot_draws_step_schedules_as_steps(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    drawn = []
+    original = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append((list(args[0]), list(args[1])))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    out = tmp_path / "lr.png"
+    args = ["plot", "StepLR(step_size=30, gamma=0.5)", "MultiStepLR([10, 25])", "--lr", "1"]
+    assert main([*args, "--steps", "40", "-o", str(out)]) == 0
+    (xs, ys), (xs2, _) = drawn
+    i = xs.index(30)
+    assert (xs[i], ys[i], xs[i + 1], ys[i + 1]) == (30, 1.0, 30, 0.5)  # vertical, no ramp
+    assert [x for x in set(xs2) if xs2.count(x) == 2] == [10, 25]
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit):
+        main(["plot", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and ":mod:" not in text
+    assert '"CosineDecayLR(decay_steps=1000, alpha=0.1)"' in text
+
+
+def test_drawing_does_not_warn_about_step_order():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert schedule_values("StepLR(step_size=2)", 1.0, 4) == [1.0, 1.0, 0.1, 0.1]

@@ -2,7 +2,8 @@
 
     python packages/flowoptim-sched/tools/make_doc_images.py [OUTPUT_DIR]
 
-Needs matplotlib. Every curve comes from the package itself (base lr 1.0).
+Needs matplotlib. Every curve comes from the package itself (base lr 1.0), drawn as the plot
+command draws it (a drop is a vertical edge: ``flowoptim_sched.cli.plot_points``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import flowoptim_sched as fs
-from flowoptim_sched.cli import schedule_values
+from flowoptim_sched.cli import plot_points, schedule_values
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -123,7 +124,7 @@ def draw(out_dir: Path) -> list[Path]:
     for stem, specs, steps in CURVES:
         fig, ax = _figure(specs[0][1].split("(", 1)[0])
         for label, spec in specs:
-            ax.plot(schedule_values(spec, 1.0, steps), label=label, linewidth=1.5)
+            ax.plot(*plot_points(schedule_values(spec, 1.0, steps)), label=label, linewidth=1.5)
         ax.legend(fontsize=6.5, loc="best")
         path = out_dir / f"sched-{stem}.png"
         fig.savefig(path)
@@ -140,7 +141,8 @@ def draw(out_dir: Path) -> list[Path]:
         sched.step(m)
         lrs.append(opt.param_groups[0]["lr"])
     fig, ax = _figure("ReduceLROnPlateau")
-    ax.plot(lrs, label="ReduceLROnPlateau(factor=0.5, patience=10, cooldown=5)", linewidth=1.5)
+    label = "ReduceLROnPlateau(factor=0.5, patience=10, cooldown=5)"
+    ax.plot(*plot_points(lrs), label=label, linewidth=1.5)
     ax.plot(metric, label="monitored metric (mode='min')", linewidth=1.0, linestyle="--")
     ax.legend(fontsize=6.5, loc="best")
     path = out_dir / "sched-reducelronplateau.png"

@@ -22,9 +22,29 @@ import torch
 
 from . import SCHEDULERS, ReduceLROnPlateau
 
-__all__ = ["main", "parse_spec", "schedule_values"]
+__all__ = ["main", "parse_spec", "plot_points", "schedule_values"]
 
 _NEEDS_NO_OPTIMIZER = {"ChainedScheduler"}
+
+# The plot command's --help text: plain text (the module docstring above is reST, for Sphinx).
+PLOT_DESCRIPTION = """\
+Draw (or print as CSV) the learning rate of one or more schedulers, step by step.
+
+A SPEC is a scheduler's constructor call without the optimizer, for example
+  "CosineDecayLR(decay_steps=1000, alpha=0.1)"
+Arguments are Python literals. Write a wrapped scheduler as a nested call:
+  "WarmupLR(CosineDecayLR(decay_steps=1000), warmup_iters=100)"
+  "SequentialLR(schedulers=[ConstantLR(), ExponentialLR(gamma=0.9)], milestones=[5])"
+LambdaLR takes a lambda, with the math module available:
+  "LambdaLR(lambda s: 0.95 ** s)"
+Each SPEC drives its own torch.optim.SGD over one dummy parameter, with --lr as its lr.
+The lr holds for a whole step, so a drop (StepLR, MultiStepLR, a restart) is drawn as a
+vertical edge, and smooth schedules as lines.
+
+examples:
+  python -m flowoptim_sched plot "StepLR(step_size=30)" --steps 100 -o steplr.png
+  python -m flowoptim_sched plot "CosineDecayLR(1000, alpha=0.1)" --steps 1200 --csv
+"""
 
 
 class SpecError(ValueError):
@@ -80,8 +100,37 @@ def schedule_values(spec: str, lr: float, steps: int) -> list[float]:
     values = []
     for _ in range(steps):
         values.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()  # nothing to update (no gradient): keeps the order torch expects
         scheduler.step()
     return values
+
+
+def plot_points(values: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The polyline to draw for the lrs of steps ``0 .. n-1``: jumps vertical, slopes as lines.
+
+    The lr of step ``s`` holds for the whole step, so where it jumps (a StepLR or MultiStepLR
+    drop, a warm restart, a hand-over in SequentialLR) the curve holds the old value up to
+    ``s`` and then goes straight to the new one, as matplotlib's ``steps-post``; joining the
+    two points directly would draw the drop as a ramp one step wide. Elsewhere the points are
+    joined by straight lines, so a cosine stays smooth rather than a staircase. A change counts
+    as a jump when it is over four times larger than the changes on either side of it (a change
+    after or before a flat stretch always is).
+    """
+    n = len(values)
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def change(i: int) -> float:
+        return abs(values[i] - values[i - 1]) if 0 < i < n else 0.0
+
+    for i, v in enumerate(values):
+        d = change(i)
+        if d > 0 and d > 4 * max(change(i - 1), change(i + 1)):
+            xs.append(i)
+            ys.append(values[i - 1])
+        xs.append(i)
+        ys.append(v)
+    return xs, ys
 
 
 def _write_csv(specs: Sequence[str], curves: Sequence[list[float]], out: Any) -> None:
@@ -106,7 +155,7 @@ def _plot(
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120, layout="constrained")
     for spec, values in zip(specs, curves, strict=True):
-        ax.plot(range(len(values)), values, label=spec, linewidth=1.8)
+        ax.plot(*plot_points(values), label=spec, linewidth=1.8)
     ax.set_title(title or f"Learning-rate schedule (base lr {lr:g})")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
@@ -126,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot = sub.add_parser(
         "plot",
         help="draw learning-rate schedules",
-        description=__doc__,
+        description=PLOT_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plot.add_argument("specs", nargs="+", metavar="SPEC", help='e.g. "StepLR(step_size=30)"')
