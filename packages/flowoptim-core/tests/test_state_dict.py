@@ -564,3 +564,22 @@ def test_old_pickles_get_maximize_false():
     old.__setstate__(state)
     assert old.defaults["maximize"] is False and old.param_groups[0]["maximize"] is False
     assert old._explicit_backend is None
+
+
+def test_step_rechecks_state_when_the_param_or_its_state_changes():
+    """The state check cache (Note [state check cache]) never hides a change."""
+    a = torch.ones(4, requires_grad=True)
+    opt = fo.Adam([a], lr=0.1)
+    for _ in range(2):
+        a.grad = torch.ones(4)
+        opt.step()
+    # offloading state by replacing it with an equal tensor is fine
+    opt.state[a]["exp_avg"] = opt.state[a]["exp_avg"].clone()
+    opt.step()
+    with torch.no_grad():
+        a.data = torch.ones(6)  # the parameter changed shape under the optimizer
+    a.grad = torch.ones(6)
+    before = a.detach().clone()
+    with pytest.raises(ValueError, match=r"'exp_avg' of param 0 of group 0 has shape \(4,\)"):
+        opt.step()
+    assert torch.equal(a.detach(), before) and opt.global_step == 3

@@ -301,3 +301,15 @@ def test_adam_foreach_error_names_adam():
         fo.Adam([p()], foreach=True)
     with pytest.raises(TypeError, match=r"^AdamW\.__init__\(\) got an unexpected keyword"):
         fo.AdamW([p()], foreach=True)
+
+
+def test_warnings_point_at_the_callers_line():
+    with pytest.warns(UserWarning, match="SGD\\(nesterov=True\\)") as record:
+        fo.SGD([p()], nesterov=True)
+    assert record[0].filename == __file__
+    a = torch.zeros(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0}])
+    a.grad = torch.ones(2)
+    with pytest.warns(UserWarning, match="clip_grad\\(\\) was not called") as record:
+        opt.step()
+    assert record[0].filename == __file__

@@ -71,7 +71,6 @@ class SGD(Optimizer):
                 f"{group['dampening']!r}: accepted as OneFlow 0.9.0 accepts it (update d = g' + "
                 "momentum*buf; with momentum 0 plain SGD), but torch.optim.SGD refuses it "
                 "(Nesterov momentum requires a momentum and zero dampening)",
-                stacklevel=4,
             )
 
     def _lazy_state(self, group) -> set[str]:
