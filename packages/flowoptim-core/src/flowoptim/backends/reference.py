@@ -107,7 +107,7 @@ def _fused_ok(params: list[Tensor], *lists: list[Tensor] | None) -> bool:
 def _kernel_takes_inf_step() -> bool:
     """Whether torch's fused Adam kernel, given the step ``inf``, uses bias corrections of exactly
     1 (Note [fused CPU kernels]); probed once on one float64 element."""
-    if not _HAS_FUSED:
+    if not hasattr(torch, "_fused_adam_"):
         return False
     p, g = torch.zeros(1, dtype=torch.float64), torch.full((1,), 2.0, dtype=torch.float64)
     m, v = torch.zeros_like(p), torch.zeros_like(p)
@@ -650,13 +650,14 @@ class ReferenceBackend(Backend):
         else:
             denom = torch._foreach_add(square_avgs, eps)
         torch._foreach_sqrt_(denom)  # eps INSIDE the sqrt (OneFlow)
-        step = torch._foreach_mul(grads, lr)  # lr * g' / sqrt(den + eps), left to right
-        torch._foreach_div_(step, denom)
+        # lr * g' / sqrt(den + eps), left to right: (lr*g') / denom, then subtracted (or added
+        # to the buffer) by addcdiv with value -1 (+1), exact
+        num = torch._foreach_mul(grads, lr)
         if momentum_buffers is None:
-            torch._foreach_sub_(params, step)
+            torch._foreach_addcdiv_(params, num, denom, -1.0)
         else:
             torch._foreach_mul_(momentum_buffers, momentum)
-            torch._foreach_add_(momentum_buffers, step)
+            torch._foreach_addcdiv_(momentum_buffers, num, denom, 1.0)
             torch._foreach_sub_(params, momentum_buffers)
 
     # ------------------------------------------------------------------ Adagrad
@@ -698,9 +699,8 @@ class ReferenceBackend(Backend):
         torch._foreach_addcmul_(state_sums, grads, grads, 1.0)
         std = torch._foreach_sqrt(state_sums)
         torch._foreach_add_(std, eps)  # eps OUTSIDE the sqrt (OneFlow)
-        upd = torch._foreach_mul(grads, clr)  # clr * g' / std, left to right
-        torch._foreach_div_(upd, std)
-        torch._foreach_sub_(params, upd)
+        num = torch._foreach_mul(grads, clr)  # clr * g' / std, left to right
+        torch._foreach_addcdiv_(params, num, std, -1.0)
 
     # ------------------------------------------------------------------ Adadelta
     @_blocked
