@@ -554,6 +554,18 @@ def test_scale_in_place_equals_scaled_copy(kind):
         assert torch.equal(b, (g.to(compute) * c).to(g.dtype))
 
 
+def test_scale_in_place_on_a_mixed_list():
+    # one call over tensors of several dtypes and layouts: each gets its own compute dtype
+    gs = [g for kind in KINDS for g in _grads(kind)]
+    c = torch.tensor(0.3183099)
+    inplace = [_copy_layout(g) for g in gs]
+    ReferenceBackend().scale_(inplace, c)
+    for g, a in zip(gs, inplace):
+        (b,) = reference._scaled([g], c.to(torch.float64 if g.dtype == torch.float64 else c.dtype))
+        assert a.dtype == g.dtype
+        assert torch.equal(a, b)
+
+
 CLIP_CASES = {
     "sgd": {**SGD, "momentum": 0.9, "weight_decay": 0.1, "maximize": True},
     "adam": {**ADAM, "weight_decay": 0.1},
