@@ -108,15 +108,22 @@ def call(backend, algo, opts, params, grads, states, *, step, lr, grad_scale=Non
     kw = {k: v for k, v in opts.items() if k != "initial_accumulator_value"}
     kw.update(lr=lr, grad_scale=grad_scale)
     kw.setdefault("maximize", False)
-    if algo in ("adam", "lamb"):
-        kw.update(step=step, beta1=0.9, beta2=0.999, eps=1e-8)
-    elif algo == "rmsprop":
-        kw.update(eps=1e-8)
-    elif algo == "adagrad":
-        kw.update(step=step, eps=1e-10)
-    elif algo == "adadelta":
-        kw.update(eps=1e-6)
+    for k, v in call_defaults(algo, step).items():
+        kw.setdefault(k, v)  # opts may override betas and eps
     getattr(backend, algo)(params, grads, *states, **kw)
+
+
+def call_defaults(algo, step):
+    """The keyword arguments :func:`call` adds to an option set (unless it has them)."""
+    if algo in ("adam", "lamb"):
+        return dict(step=step, beta1=0.9, beta2=0.999, eps=1e-8)
+    if algo == "rmsprop":
+        return dict(eps=1e-8)
+    if algo == "adagrad":
+        return dict(step=step, eps=1e-10)
+    if algo == "adadelta":
+        return dict(eps=1e-6)
+    return {}
 
 
 def clone_all(tensors):

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from flowoptim.backends.base import Backend, bias_corrections, f32
+from flowoptim.backends.base import Backend, bias_corrections, derived, f32
 
 from . import launch as L
 
@@ -59,12 +59,13 @@ __all__ = ["TritonBackend"]
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def _sqrt32(x: float) -> float:
-    return f32(math.sqrt(x))
-
-
 def _torch_ct(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _is64(params: Sequence[Tensor]) -> bool:
+    """Whether derived quantities stay float64 (Note [float64 derived quantities])."""
+    return bool(params) and params[0].dtype == torch.float64
 
 
 class TritonBackend(Backend):
@@ -138,13 +139,20 @@ class TritonBackend(Backend):
         make_args,
         constexprs: dict,
         grad_scale: Tensor | None,
+        scalars: dict[str, float],
+        names: tuple[str, ...],
     ) -> None:
-        """Stage odd layouts, launch once over the partition, copy staged results back."""
+        """Stage odd layouts, launch once over the partition, copy staged results back.
+
+        ``scalars``: the kernel's hyperparameter values by name, already rounded (Note [kernel
+        scalars]); ``names``: the kernel's slot order. ``make_args(plan, grad_scale, scal)``.
+        """
         if not operands[0]:
             return
         self.check_tensors(operands[0][:1])
         ops, writeback = L.stage(operands, written)
         dtype = ops[0][0].dtype
+        scal = self._scal(scalars, names, ops[0][0])
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
         constexprs = dict(constexprs)
         constexprs.update(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype))
@@ -155,12 +163,16 @@ class TritonBackend(Backend):
             kernel,
             ops,
             written,
-            lambda pl: make_args(pl, gs if has_gs else pl.sizes),
+            lambda pl: make_args(pl, gs if has_gs else pl.sizes, scal),
             constexprs,
             validate=self.check_tensors,
         )
         for orig, tmp in writeback:
             orig.copy_(tmp)
+
+    def _scal(self, scalars: dict[str, float], names: tuple[str, ...], p0: Tensor) -> Tensor:
+        """The ``scal`` tensor of a partition whose first param is ``p0`` (compute dtype)."""
+        return self.engine.scalars([scalars[n] for n in names], _torch_ct(p0.dtype), p0.device)
 
     @staticmethod
     def _k():
@@ -183,13 +195,18 @@ class TritonBackend(Backend):
     ):
         has_m = momentum_buffers is not None
         operands = [list(params), list(grads)] + ([list(momentum_buffers)] if has_m else [])
-        lr32, mom, wd = f32(lr), f32(momentum), f32(weight_decay)
-        omd = f32(1.0 - f32(dampening))
+        is64 = _is64(params)
+        sc = dict(
+            lr=f32(lr),
+            momentum=f32(momentum),  # 1e-46 rounds to 0: the buffer is then (1-d)*g'
+            one_minus_dampening=derived(1.0 - f32(dampening), is64),
+            wd=f32(weight_decay),
+        )
 
-        def args(pl, gs):
+        def args(pl, gs, scal):
             buf = pl.tables[2] if has_m else pl.tables[0]
             return (pl.tables[0], pl.tables[1], buf, pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                    gs, lr32, mom, omd, wd, pl.chunk)  # fmt: skip
+                    gs, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "sgd",
@@ -204,25 +221,30 @@ class TritonBackend(Backend):
                 HAS_GRAD_SCALE=False,
             ),
             grad_scale,
+            sc,
+            self._k().SGD_SCALARS,
         )
 
     @staticmethod
-    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction):
+    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, is64):
+        """Adam/AdamW/LAMB kernel scalars (Note [kernel scalars]): f32 hyperparameters, float32
+        bias corrections from the double betas (never 0, even when ``f32(beta) == 1``: Note
+        [degenerate hyperparameters]), derived values in double then ``derived``-rounded."""
         b1, b2 = f32(beta1), f32(beta2)
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         lr32, wd = f32(lr), f32(weight_decay)
         return dict(
-            lr=lr32,
             beta1=b1,
-            omb1=f32(1.0 - b1),
+            one_minus_beta1=derived(1.0 - b1, is64),
             beta2=b2,
-            omb2=f32(1.0 - b2),
+            one_minus_beta2=derived(1.0 - b2, is64),
             bc1=bc1,
-            step_size=f32(lr32 / bc1),
-            sqrt_bc2=_sqrt32(bc2),
+            sqrt_bc2=derived(math.sqrt(bc2), is64),
             eps=f32(eps),
             wd=wd,
-            lr_wd=f32(lr32 * wd),
+            lr=lr32,
+            step_size=derived(lr32 / bc1, is64),
+            lr_wd=derived(lr32 * wd, is64),
         )
 
     def adam(
@@ -249,14 +271,14 @@ class TritonBackend(Backend):
         operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
         if amsgrad:
             operands.append(list(max_exp_avg_sqs))
-        s = self._adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction)
+        s = self._adam_scalars(
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params)
+        )
 
-        def args(pl, gs):
+        def args(pl, gs, scal):
             vmax = pl.tables[4] if amsgrad else pl.tables[3]
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], vmax,
-                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs,
-                    s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["step_size"], s["sqrt_bc2"],
-                    s["eps"], s["wd"], s["lr_wd"], pl.chunk)  # fmt: skip
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adam",
@@ -271,6 +293,8 @@ class TritonBackend(Backend):
                 HAS_GRAD_SCALE=False,
             ),
             grad_scale,
+            s,
+            self._k().ADAM_SCALARS,
         )
 
     def lamb(
@@ -303,7 +327,9 @@ class TritonBackend(Backend):
         if amsgrad:
             operands.append(list(max_exp_avg_sqs))
         n_ops = len(operands)
-        s = self._adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction)
+        s = self._adam_scalars(
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params)
+        )
         self.check_tensors(operands[0][:1])
         ops, writeback = L.stage(operands, [True, False] + [True] * (n_ops - 2))
         dtype = ops[0][0].dtype
@@ -317,8 +343,7 @@ class TritonBackend(Backend):
         plan = eng.plan("lamb", ops, self.check_tensors)
         if plan.n_chunks:
             vi = 4 if amsgrad else 3
-            scal = (s["beta1"], s["omb1"], s["beta2"], s["omb2"], s["bc1"], s["sqrt_bc2"])
-            scal = (*scal, s["eps"], s["wd"])
+            scal = self._scal(s, k.ADAM_SCALARS, ops[0][0])
             const = dict(
                 AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, MAXIMIZE=bool(maximize),
                 WRITE_STATE=write1,
@@ -328,14 +353,14 @@ class TritonBackend(Backend):
             def head(pl):
                 return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.tables[vi],
                         pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                        gs if has_gs else pl.sizes)  # fmt: skip
+                        gs if has_gs else pl.sizes, scal)  # fmt: skip
 
             def args1(pl):
                 parts = (pl.buffer("w_part", pl.n_chunks, ct), pl.buffer("u_part", pl.n_chunks, ct))
-                return (*head(pl), *parts, *scal, pl.chunk)
+                return (*head(pl), *parts, pl.chunk)
 
             def args2(pl):
-                return (*head(pl), pl.buffer("lr_trust", pl.n_tensors, ct), *scal, pl.chunk)
+                return (*head(pl), pl.buffer("lr_trust", pl.n_tensors, ct), pl.chunk)
 
             state_w = [False, False] + [write1] * (n_ops - 2)
             eng.run("lamb1", k.lamb_pass1_kernel, ops, state_w, args1, const, tunable=False,
@@ -351,7 +376,7 @@ class TritonBackend(Backend):
                     plan.buffer("w_part", plan.n_chunks, ct),
                     plan.buffer("u_part", plan.n_chunks, ct),
                     *(plan.tensor_chunk0, plan.tensor_nchunks, sums, lr_trust),
-                    *(s["lr"], plan.n_tensors),
+                    *(scal, plan.n_tensors),
                 ),
                 dict(WRITE_TRUST=norm_reduce is None, CT=CT, RBLOCK=RBLOCK),
             )
@@ -361,7 +386,7 @@ class TritonBackend(Backend):
                 eng.launch(
                     k.lamb_trust_kernel,
                     (-(-plan.n_tensors // RBLOCK),),
-                    (sums, lr_trust, s["lr"], plan.n_tensors),
+                    (sums, lr_trust, scal, plan.n_tensors),
                     dict(CT=CT, RBLOCK=RBLOCK),
                 )
             written2 = [True, False] + [not write1] * (n_ops - 2)
@@ -397,11 +422,18 @@ class TritonBackend(Backend):
             bi = len(operands)
             operands.append(list(momentum_buffers))
         a = f32(alpha)
-        sc = (f32(lr), a, f32(1.0 - a), f32(eps), f32(weight_decay), f32(momentum))
+        sc = dict(
+            lr=f32(lr),
+            alpha=a,
+            one_minus_alpha=derived(1.0 - a, _is64(params)),
+            eps=f32(eps),
+            wd=f32(weight_decay),
+            momentum=f32(momentum),
+        )
 
-        def args(pl, gs):
+        def args(pl, gs, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[gi], pl.tables[bi],
-                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, *sc, pl.chunk)  # fmt: skip
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "rmsprop",
@@ -416,6 +448,8 @@ class TritonBackend(Backend):
                 HAS_GRAD_SCALE=False,
             ),
             grad_scale,
+            sc,
+            self._k().RMSPROP_SCALARS,
         )
 
     def adagrad(
@@ -433,12 +467,13 @@ class TritonBackend(Backend):
         grad_scale,
     ):
         lr32, lrd = f32(lr), f32(lr_decay)
-        clr = f32(lr32 / (1.0 + (step - 1) * lrd))  # double, then float32 (as reference)
-        sc = (clr, f32(eps), f32(weight_decay))
+        # in double from the float32 values, then derived-rounded (spec §1.10)
+        clr = derived(lr32 / (1.0 + (step - 1) * lrd), _is64(params))
+        sc = dict(clr=clr, eps=f32(eps), wd=f32(weight_decay))
 
-        def args(pl, gs):
+        def args(pl, gs, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.chunk_tensor, pl.chunk_start,
-                    pl.sizes, gs, *sc, pl.chunk)  # fmt: skip
+                    pl.sizes, gs, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adagrad",
@@ -448,6 +483,8 @@ class TritonBackend(Backend):
             args,
             dict(MAXIMIZE=bool(maximize), HAS_GRAD_SCALE=False),
             grad_scale,
+            sc,
+            self._k().ADAGRAD_SCALARS,
         )
 
     def adadelta(
@@ -465,11 +502,17 @@ class TritonBackend(Backend):
         grad_scale,
     ):
         r = f32(rho)
-        sc = (f32(lr), r, f32(1.0 - r), f32(eps), f32(weight_decay))
+        sc = dict(
+            lr=f32(lr),
+            rho=r,
+            one_minus_rho=derived(1.0 - r, _is64(params)),
+            eps=f32(eps),
+            wd=f32(weight_decay),
+        )
 
-        def args(pl, gs):
+        def args(pl, gs, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.chunk_tensor,
-                    pl.chunk_start, pl.sizes, gs, *sc, pl.chunk)  # fmt: skip
+                    pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adadelta",
@@ -479,6 +522,8 @@ class TritonBackend(Backend):
             args,
             dict(MAXIMIZE=bool(maximize), HAS_GRAD_SCALE=False),
             grad_scale,
+            sc,
+            self._k().ADADELTA_SCALARS,
         )
 
     # ------------------------------------------------------------------ clip_grad (spec §3)

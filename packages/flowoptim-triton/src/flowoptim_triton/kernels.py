@@ -21,12 +21,60 @@ causes a recompile); ``BLOCK`` is a tuned constexpr and does not change the chun
 Note [kernel arithmetic]
 ------------------------
 Elements are loaded in the storage dtype ``DT`` and computed in ``CT`` (float32; float64 for
-float64 tensors). Hyperparameters are runtime float32 scalars, already rounded and combined on
-the host exactly as float32 arithmetic would (Note [float32 hyperparameters] in
-``flowoptim.backends.base``), so a scheduler changing lr never recompiles. ``tl.constexpr``
-parameters are structural switches only; each says why it is one. New state is rounded to ``DT``
-when stored (fp16/bf16 state, as torch). Weight decay is applied with ``tl.where(wd != 0, ...)``
-so that ``wd == 0`` leaves ``g`` exactly as it was even for infinite ``p`` (``0 * inf`` is nan).
+float64 tensors). Hyperparameters reach the kernels through ``scal`` (Note [kernel scalars]), so
+a scheduler changing lr never recompiles. ``tl.constexpr`` parameters are structural switches
+only; each says why it is one. New state is rounded to ``DT`` when stored (fp16/bf16 state, as
+torch). Weight decay is applied with ``tl.where(wd != 0, ...)`` so that ``wd == 0`` leaves ``g``
+exactly as it was even for infinite or NaN ``p`` (``0 * inf`` is nan; spec §1.6); AdamW's
+decoupled decay is skipped the same way when ``lr * wd == 0``. Divisions and square roots go
+through :func:`_div` and :func:`_sqrt`, and expressions follow spec §2 left to right
+(``(lr/bc1) * m / denom``, ``lr * g / sqrt(den + eps)``, ``clr * g / (sqrt(S) + eps)``).
+
+Note [kernel scalars]
+---------------------
+Every update kernel takes its hyperparameters as one small device tensor ``scal`` of the compute
+dtype ``CT`` and ``tl.load``s each slot (the slot order is the ``*_SCALARS`` tuple of the
+kernel, below). The host fills it with the values of Note [float32 hyperparameters] and Note
+[float64 derived quantities] (``flowoptim.backends.base``): hyperparameters are ``f32(x)``, bias
+corrections ``float32(1 - beta**t)``, and every derived quantity (``1 - beta``, ``1 -
+dampening``, ``1 - alpha``, ``1 - rho``, ``sqrt(bc2)``, ``lr/bc1``, ``lr*wd``, Adagrad's decayed
+lr) is computed in double on the host and rounded to float32 for float32/fp16/bf16 partitions,
+kept as a double for float64 ones. LAMB's ``lr * trust`` is formed on the device in ``CT``
+(float64 end to end for float64: sums of squares, norms, ratio, product). Why a tensor and not
+runtime float arguments: Triton types a Python float argument as fp32, so a float64 derived value
+would be rounded to float32 at the call (spec §1.10 forbids it); a pointer works the same way
+natively and in the interpreter, is one kernel signature for every lr (no recompile: the pointer
+is 16-byte aligned like every allocation, so its specialisation never changes), and is built
+without a host sync (a pinned host tensor copied ``non_blocking``, as the plans are; reused while
+the values repeat), which also keeps the door open for CUDA-graph capture.
+
+Note [native arithmetic]
+------------------------
+The interpreter computes every operation with numpy, rounding each product and sum, with IEEE
+division and square root. Natively Triton (3.6 and 3.9) by default (1) contracts ``a*b + c``
+into one fused multiply-add (LLVM contraction plus ``ptxas --fmad``), (2) lowers a float32 ``/``
+to ``div.full.f32`` (about 2 ulp) and (3) a float32 ``tl.sqrt`` to ``sqrt.approx.ftz.f32``
+(approximate, subnormal inputs flushed to zero). Verified by AOT compiling ``rmsprop_kernel`` for
+sm_90 on a CPU machine with triton 3.9 (PTX: 40 ``fma`` with fusion on; none, ``mul.rn``/``sub.rn``
+only, with it off; ``div.full.f32`` and ``sqrt.approx.ftz.f32`` for ``/`` and ``tl.sqrt``).
+Decisions, per kernel:
+
+* Every launch (all update kernels, LAMB's passes and norm kernels, the grad-norm and scale
+  kernels) passes ``enable_fp_fusion=False``. Required by spec §2 for centered RMSprop (``den =
+  r - a*a`` with ``a*a`` rounded first: alpha = 0 must give ``den = 0`` exactly, not the
+  residual of an fma) and by Note [grad_scale] for every update kernel (``g * grad_scale`` is
+  rounded before it meets weight decay or a moment, exactly as ``scale_kernel`` stores it, so
+  fused clip and scale-then-step give the same bits natively; with fusion on, a float32
+  ``g*gs + wd*p`` could become ``fma(g, gs, wd*p)``). For the other kernels it is a choice:
+  they are memory-bound (the extra rounding costs nothing measurable), native results then equal
+  the interpreter's operation for operation, and the CPU tests and the float64 1e-12 check
+  describe the GPU's arithmetic too. (Triton 3.9 also warns when the option is left implicit.)
+* Float32 division and square root use ``tl.math.div_rn`` / ``tl.math.sqrt_rn`` (IEEE, as
+  OneFlow's CUDA kernels compiled with nvcc's default ``-prec-div -prec-sqrt``). Float64 ``/``
+  and ``tl.sqrt`` are already IEEE (``div.rn.f64``, ``sqrt.rn.f64``); ``div_rn``/``sqrt_rn``
+  accept float32 only, hence the constexpr branch on ``CT``.
+* Left as is: the p-norm of clip_grad (``exp2(p * log2|g|)``, approximate natively; the spec
+  asks only for "up to rounding" there).
 
 Note [deterministic reductions]
 -------------------------------
@@ -52,6 +100,17 @@ NORM_INF: tl.constexpr = tl.constexpr(2)
 NORM_NEG_INF: tl.constexpr = tl.constexpr(3)
 NORM_ZERO: tl.constexpr = tl.constexpr(4)
 NORM_P: tl.constexpr = tl.constexpr(5)
+
+# Slot order of each update kernel's ``scal`` tensor (Note [kernel scalars]); the host fills it
+# by these names (flowoptim_triton.backend), the kernels load the slots by index.
+SGD_SCALARS = ("lr", "momentum", "one_minus_dampening", "wd")
+ADAM_SCALARS = (
+    "beta1", "one_minus_beta1", "beta2", "one_minus_beta2", "bc1", "sqrt_bc2", "eps", "wd",
+    "lr", "step_size", "lr_wd",
+)  # fmt: skip
+RMSPROP_SCALARS = ("lr", "alpha", "one_minus_alpha", "eps", "wd", "momentum")
+ADAGRAD_SCALARS = ("clr", "eps", "wd")
+ADADELTA_SCALARS = ("lr", "rho", "one_minus_rho", "eps", "wd")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -98,6 +157,34 @@ def _to_dt(
 
 
 @triton.jit
+def _div(
+    a,  # numerator (CT)
+    b,  # denominator (CT)
+    CT: tl.constexpr,  # compute dtype: picks the IEEE division for float32
+):
+    # IEEE round-to-nearest division, natively and in the interpreter (Note [native arithmetic]):
+    # Triton lowers a float32 ``/`` to the approximate ``div.full.f32``; ``div_rn`` is exact.
+    # float64 ``/`` is already ``div.rn.f64`` (div_rn takes float32 only).
+    if CT == tl.float32:  # noqa: SIM300 (CT is a constexpr parameter)
+        return tl.math.div_rn(a, b)
+    else:
+        return a / b
+
+
+@triton.jit
+def _sqrt(
+    x,  # values (CT)
+    CT: tl.constexpr,  # compute dtype: picks the IEEE square root for float32
+):
+    # IEEE square root (Note [native arithmetic]): a float32 ``tl.sqrt`` is
+    # ``sqrt.approx.ftz.f32`` natively (approximate, subnormals flushed to 0).
+    if CT == tl.float32:  # noqa: SIM300
+        return tl.math.sqrt_rn(x)
+    else:
+        return tl.sqrt(x)
+
+
+@triton.jit
 def _load_grad(
     g_base,  # typed pointer to the gradient
     offs,  # int64 offsets of the tile
@@ -108,13 +195,27 @@ def _load_grad(
     DT: tl.constexpr,  # storage dtype (the scaled gradient is rounded to it)
     CT: tl.constexpr,  # compute dtype
 ):
-    # g, times grad_scale (rounded to DT), negated for maximize: before weight decay
+    # g, times grad_scale (in CT, rounded to DT exactly as scale_kernel stores it; fp fusion is
+    # off, so the product is rounded before any add even when DT == CT), negated for maximize:
+    # all before weight decay
     g = tl.load(g_base + offs, mask=mask, other=0.0).to(CT)
     if HAS_GRAD_SCALE:
         g = _to_dt(g * gs, DT).to(CT)
     if MAXIMIZE:
         g = -g
     return g
+
+
+@triton.jit
+def _grad_scale(
+    grad_scale,  # pointer to the 0-d coefficient (in CT; read on the device)
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip on/off
+    CT: tl.constexpr,  # compute dtype
+):
+    gs = tl.zeros([], dtype=CT) + 1.0
+    if HAS_GRAD_SCALE:
+        gs = tl.load(grad_scale).to(CT)
+    return gs
 
 
 @triton.jit
@@ -138,15 +239,12 @@ def sgd_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
-    lr,  # f32: learning rate
-    momentum,  # f32: momentum
-    one_minus_dampening,  # f32: 1 - dampening
-    wd,  # f32: weight decay (L2)
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[SGD_SCALARS]: lr, momentum, 1 - dampening, wd (Note [kernel scalars])
     CHUNK,  # int: elements per chunk
     HAS_MOMENTUM: tl.constexpr,  # structural: momentum buffer exists (an extra operand)
     NESTEROV: tl.constexpr,  # structural: nesterov direction
-    MAXIMIZE: tl.constexpr,  # structural: negate g
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     DT: tl.constexpr,  # storage dtype (pointer types)
     CT: tl.constexpr,  # compute dtype
@@ -155,9 +253,11 @@ def sgd_kernel(
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    lr = tl.load(scal + 0)
+    momentum = tl.load(scal + 1)
+    one_minus_dampening = tl.load(scal + 2)
+    wd = tl.load(scal + 3)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
@@ -189,21 +289,13 @@ def adam_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
-    beta1,  # f32: beta1
-    one_minus_beta1,  # f32: 1 - beta1
-    beta2,  # f32: beta2
-    one_minus_beta2,  # f32: 1 - beta2
-    step_size,  # f32: lr / bc1
-    sqrt_bc2,  # f32: sqrt(bc2)
-    eps,  # f32: eps
-    wd,  # f32: weight decay (L2 unless DECOUPLED)
-    lr_wd,  # f32: lr * weight_decay (decoupled decay)
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     CHUNK,  # int: elements per chunk
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     DECOUPLED: tl.constexpr,  # structural: AdamW (decay outside the gradient)
-    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -213,9 +305,16 @@ def adam_kernel(
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    beta1 = tl.load(scal + 0)
+    one_minus_beta1 = tl.load(scal + 1)
+    beta2 = tl.load(scal + 2)
+    one_minus_beta2 = tl.load(scal + 3)
+    sqrt_bc2 = tl.load(scal + 5)
+    eps = tl.load(scal + 6)
+    wd = tl.load(scal + 7)
+    step_size = tl.load(scal + 9)
+    lr_wd = tl.load(scal + 10)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
@@ -236,8 +335,9 @@ def adam_kernel(
             vmax = tl.where(v > vmax, v, vmax)
             tl.store(vmax_base + offs, _to_dt(vmax, DT), mask=mask)
             vv = vmax
-        denom = tl.sqrt(vv) / sqrt_bc2 + eps
-        new_p = p - step_size * (m / denom)
+        denom = _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps
+        # spec §2 left to right: ((lr/bc1) * m) / denom (an overflowing v gives 0, not inf/inf)
+        new_p = p - _div(step_size * m, denom, CT)
         if DECOUPLED:
             new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
         tl.store(p_base + offs, _to_dt(new_p, DT), mask=mask)
@@ -246,22 +346,22 @@ def adam_kernel(
 # ----------------------------------------------------------------------------- LAMB
 @triton.jit
 def _lamb_tile(
-    p_base,
-    g_base,
-    m_base,
-    v_base,
-    vmax_base,  # typed pointers of the tensor's operands
+    p_base,  # typed pointer: param
+    g_base,  # typed pointer: grad
+    m_base,  # typed pointer: exp_avg
+    v_base,  # typed pointer: exp_avg_sq
+    vmax_base,  # typed pointer: max_exp_avg_sq (unused unless AMSGRAD)
     offs,  # int64 offsets of the tile
     mask,  # in-bounds lanes
     gs,  # grad_scale value (ignored unless HAS_GRAD_SCALE)
-    beta1,
-    one_minus_beta1,
-    beta2,
-    one_minus_beta2,
-    bc1,
-    sqrt_bc2,
-    eps,
-    wd,  # f32 scalars
+    beta1,  # CT: beta1
+    one_minus_beta1,  # CT: 1 - beta1
+    beta2,  # CT: beta2
+    one_minus_beta2,  # CT: 1 - beta2
+    bc1,  # CT: bias correction 1 (1 without bias correction)
+    sqrt_bc2,  # CT: sqrt(bias correction 2)
+    eps,  # CT: eps
+    wd,  # CT: weight decay (in g unless ADAM_W)
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decay outside the gradient
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
@@ -282,8 +382,21 @@ def _lamb_tile(
     if AMSGRAD:
         vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
         vv = tl.where(v > vmax, v, vmax)
-    u = (m / bc1) / (tl.sqrt(vv) / sqrt_bc2 + eps)
+    u = _lamb_u(m, vv, bc1, sqrt_bc2, eps, CT)
     return p, m, v, vv, u
+
+
+@triton.jit
+def _lamb_u(
+    m,  # new exp_avg (CT)
+    vv,  # new exp_avg_sq, or max_exp_avg_sq with amsgrad (CT)
+    bc1,  # CT: bias correction 1
+    sqrt_bc2,  # CT: sqrt(bias correction 2)
+    eps,  # CT: eps
+    CT: tl.constexpr,  # compute dtype
+):
+    # u = (m/bc1) / (sqrt(v)/sqrt(bc2) + eps), spec §2, in one place for both passes
+    return _div(_div(m, bc1, CT), _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps, CT)
 
 
 @triton.jit
@@ -296,22 +409,15 @@ def lamb_pass1_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     w_part,  # CT[n_chunks] out: per-chunk sum of p^2
     u_part,  # CT[n_chunks] out: per-chunk sum of u^2
-    beta1,  # f32: beta1
-    one_minus_beta1,  # f32: 1 - beta1
-    beta2,  # f32: beta2
-    one_minus_beta2,  # f32: 1 - beta2
-    bc1,  # f32: bias correction 1 (1 without bias correction)
-    sqrt_bc2,  # f32: sqrt(bias correction 2)
-    eps,  # f32: eps
-    wd,  # f32: weight decay (in g unless ADAM_W)
     CHUNK,  # int: elements per chunk
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decay outside the gradient
-    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     WRITE_STATE: tl.constexpr,  # structural: store m, v here (exact dtypes) or in pass 2
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
@@ -323,9 +429,15 @@ def lamb_pass1_kernel(
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
     vmax_base = _base(vmax_tab, t, DT)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    beta1 = tl.load(scal + 0)
+    one_minus_beta1 = tl.load(scal + 1)
+    beta2 = tl.load(scal + 2)
+    one_minus_beta2 = tl.load(scal + 3)
+    bc1 = tl.load(scal + 4)
+    sqrt_bc2 = tl.load(scal + 5)
+    eps = tl.load(scal + 6)
+    wd = tl.load(scal + 7)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     acc_w = tl.zeros([BLOCK], dtype=CT)
     acc_u = tl.zeros([BLOCK], dtype=CT)
     for off in range(start, end, BLOCK):
@@ -349,14 +461,15 @@ def lamb_pass1_kernel(
 
 @triton.jit
 def _trust(
-    w_sq,  # sum of p^2 of the tensor
-    u_sq,  # sum of u^2 of the tensor
-    lr,  # f32: learning rate
+    w_sq,  # CT: sum of p^2 of the tensor
+    u_sq,  # CT: sum of u^2 of the tensor
+    lr,  # CT: learning rate
+    CT: tl.constexpr,  # compute dtype (float64 end to end for float64: spec §1.10)
 ):
-    w_norm = tl.sqrt(w_sq)
-    u_norm = tl.sqrt(u_sq)
+    w_norm = _sqrt(w_sq, CT)
+    u_norm = _sqrt(u_sq, CT)
     ok = (w_norm > 0.0) & (u_norm > 0.0)
-    trust = tl.where(ok, w_norm / tl.where(ok, u_norm, 1.0), 1.0)
+    trust = tl.where(ok, _div(w_norm, tl.where(ok, u_norm, 1.0), CT), 1.0)
     return lr * trust
 
 
@@ -368,7 +481,7 @@ def lamb_norms_kernel(
     tensor_nchunks,  # int64[n_tensors]: number of chunks of each tensor
     sums,  # CT[2, n_tensors] out: per-tensor sums of squares (row 0: p, row 1: u)
     lr_trust,  # CT[n_tensors] out: lr * trust ratio (only if WRITE_TRUST)
-    lr,  # f32: learning rate
+    scal,  # CT[ADAM_SCALARS]: slot 8 is lr (Note [kernel scalars])
     n_tensors,  # int: number of tensors (row stride of sums)
     WRITE_TRUST: tl.constexpr,  # structural: False when a norm_reduce hook must run first
     CT: tl.constexpr,  # compute dtype
@@ -390,14 +503,14 @@ def lamb_norms_kernel(
     tl.store(sums + t, w_sq)
     tl.store(sums + n_tensors + t, u_sq)
     if WRITE_TRUST:
-        tl.store(lr_trust + t, _trust(w_sq, u_sq, lr))
+        tl.store(lr_trust + t, _trust(w_sq, u_sq, tl.load(scal + 8), CT))
 
 
 @triton.jit
 def lamb_trust_kernel(
     sums,  # CT[2, n_tensors]: per-tensor sums of squares, reduced across ranks by the hook
     lr_trust,  # CT[n_tensors] out: lr * trust ratio of each tensor
-    lr,  # f32: learning rate
+    scal,  # CT[ADAM_SCALARS]: slot 8 is lr (Note [kernel scalars])
     n_tensors,  # int: number of tensors
     CT: tl.constexpr,  # compute dtype
     RBLOCK: tl.constexpr,  # tensors per tile
@@ -406,7 +519,7 @@ def lamb_trust_kernel(
     mask = offs < n_tensors
     w_sq = tl.load(sums + offs, mask=mask, other=0.0).to(CT)
     u_sq = tl.load(sums + n_tensors + offs, mask=mask, other=0.0).to(CT)
-    tl.store(lr_trust + offs, _trust(w_sq, u_sq, lr), mask=mask)
+    tl.store(lr_trust + offs, _trust(w_sq, u_sq, tl.load(scal + 8), CT), mask=mask)
 
 
 @triton.jit
@@ -419,21 +532,14 @@ def lamb_pass2_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     lr_trust,  # CT[n_tensors]: lr * trust ratio of each tensor
-    beta1,  # f32: beta1
-    one_minus_beta1,  # f32: 1 - beta1
-    beta2,  # f32: beta2
-    one_minus_beta2,  # f32: 1 - beta2
-    bc1,  # f32: bias correction 1
-    sqrt_bc2,  # f32: sqrt(bias correction 2)
-    eps,  # f32: eps
-    wd,  # f32: weight decay
     CHUNK,  # int: elements per chunk
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     ADAM_W: tl.constexpr,  # structural: decoupled decay term in the update
+    MAXIMIZE: tl.constexpr,  # structural: negate g (only read when WRITE_STATE is False)
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
-    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     WRITE_STATE: tl.constexpr,  # structural: pass 1 stored the state (else recompute + store)
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
@@ -445,10 +551,16 @@ def lamb_pass2_kernel(
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
     vmax_base = _base(vmax_tab, t, DT)
+    beta1 = tl.load(scal + 0)
+    one_minus_beta1 = tl.load(scal + 1)
+    beta2 = tl.load(scal + 2)
+    one_minus_beta2 = tl.load(scal + 3)
+    bc1 = tl.load(scal + 4)
+    sqrt_bc2 = tl.load(scal + 5)
+    eps = tl.load(scal + 6)
+    wd = tl.load(scal + 7)
     coef = tl.load(lr_trust + t)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
@@ -460,7 +572,7 @@ def lamb_pass2_kernel(
                 vv = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
             else:
                 vv = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-            u = (m / bc1) / (tl.sqrt(vv) / sqrt_bc2 + eps)
+            u = _lamb_u(m, vv, bc1, sqrt_bc2, eps, CT)
         else:
             # fp16/bf16: recompute from the old state and g, bit-identical to pass 1, so the
             # step uses unrounded moments (as the norms did); store the state now
@@ -490,18 +602,13 @@ def rmsprop_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
-    lr,  # f32: learning rate
-    alpha,  # f32: alpha
-    one_minus_alpha,  # f32: 1 - alpha
-    eps,  # f32: eps (inside the sqrt)
-    wd,  # f32: weight decay (L2)
-    momentum,  # f32: momentum
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[RMSPROP_SCALARS]: lr, alpha, 1 - alpha, eps, wd, momentum
     CHUNK,  # int: elements per chunk
     CENTERED: tl.constexpr,  # structural: grad_avg operand
     HAS_MOMENTUM: tl.constexpr,  # structural: momentum_buffer operand
-    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -510,9 +617,13 @@ def rmsprop_kernel(
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     sq_base = _base(sq_tab, t, DT)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    lr = tl.load(scal + 0)
+    alpha = tl.load(scal + 1)
+    one_minus_alpha = tl.load(scal + 2)
+    eps = tl.load(scal + 3)
+    wd = tl.load(scal + 4)
+    momentum = tl.load(scal + 5)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
@@ -528,8 +639,11 @@ def rmsprop_kernel(
             a = tl.load(ga_base + offs, mask=mask, other=0.0).to(CT)
             a = alpha * a + one_minus_alpha * g
             tl.store(ga_base + offs, _to_dt(a, DT), mask=mask)
+            # spec §2: a*a rounded before the subtraction (alpha = 0 gives den = 0 exactly);
+            # natively this holds because fp fusion is off for every launch (Note [native
+            # arithmetic]): no fma(-a, a, r)
             den = r - a * a
-        step = lr * (g / tl.sqrt(den + eps))
+        step = _div(lr * g, _sqrt(den + eps, CT), CT)  # lr * g' / sqrt(den + eps), in order
         if HAS_MOMENTUM:
             buf_base = _base(buf_tab, t, DT)
             buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
@@ -550,13 +664,11 @@ def adagrad_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
-    clr,  # f32: lr / (1 + (t-1) * lr_decay)
-    eps,  # f32: eps (outside the sqrt)
-    wd,  # f32: weight decay (L2)
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[ADAGRAD_SCALARS]: clr = lr / (1 + (t-1) * lr_decay), eps, wd
     CHUNK,  # int: elements per chunk
-    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -565,9 +677,10 @@ def adagrad_kernel(
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     s_base = _base(sum_tab, t, DT)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    clr = tl.load(scal + 0)
+    eps = tl.load(scal + 1)
+    wd = tl.load(scal + 2)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
@@ -577,7 +690,7 @@ def adagrad_kernel(
         s = tl.load(s_base + offs, mask=mask, other=0.0).to(CT)
         s = s + g * g
         tl.store(s_base + offs, _to_dt(s, DT), mask=mask)
-        p = p - clr * (g / (tl.sqrt(s) + eps))
+        p = p - _div(clr * g, _sqrt(s, CT) + eps, CT)  # clr * g' / (sqrt(S) + eps), in order
         tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
@@ -591,15 +704,11 @@ def adadelta_kernel(
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
-    grad_scale,  # pointer to the 0-d float32 clip coefficient (unused unless HAS_GRAD_SCALE)
-    lr,  # f32: learning rate
-    rho,  # f32: rho
-    one_minus_rho,  # f32: 1 - rho
-    eps,  # f32: eps
-    wd,  # f32: weight decay (L2)
+    grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    scal,  # CT[ADADELTA_SCALARS]: lr, rho, 1 - rho, eps, wd
     CHUNK,  # int: elements per chunk
-    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
@@ -609,9 +718,12 @@ def adadelta_kernel(
     g_base = _base(g_tab, t, DT)
     sq_base = _base(sq_tab, t, DT)
     ad_base = _base(ad_tab, t, DT)
-    gs = 1.0
-    if HAS_GRAD_SCALE:
-        gs = tl.load(grad_scale).to(CT)
+    lr = tl.load(scal + 0)
+    rho = tl.load(scal + 1)
+    one_minus_rho = tl.load(scal + 2)
+    eps = tl.load(scal + 3)
+    wd = tl.load(scal + 4)
+    gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
@@ -621,7 +733,7 @@ def adadelta_kernel(
         sa = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
         ad = tl.load(ad_base + offs, mask=mask, other=0.0).to(CT)
         sa = rho * sa + one_minus_rho * (g * g)
-        d = tl.sqrt(ad + eps) / tl.sqrt(sa + eps) * g
+        d = _div(_sqrt(ad + eps, CT), _sqrt(sa + eps, CT), CT) * g
         ad = rho * ad + one_minus_rho * (d * d)
         tl.store(sq_base + offs, _to_dt(sa, DT), mask=mask)
         tl.store(ad_base + offs, _to_dt(ad, DT), mask=mask)
@@ -725,7 +837,7 @@ def norm_final_kernel(
         else:
             r = tl.sum(acc, axis=0)
             if NORM == NORM_L2:
-                r = tl.sqrt(r)
+                r = _sqrt(r, CT)
             elif NORM == NORM_P:
                 r = tl.exp2(tl.log2(r) / norm_p)
     tl.store(out, r)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -60,6 +61,8 @@ __all__ = ["Engine", "Plan", "interpreted", "tl_dtype"]
 
 #: plans kept per backend instance (LRU).
 MAX_PLANS = 64
+#: scalar tensors kept per backend instance (LRU; a few hundred bytes each).
+MAX_SCALARS = 32
 
 _TL_DTYPES = {
     torch.float32: tl.float32,
@@ -293,6 +296,30 @@ class Engine:
         self._tuner: Tuner | None = None
         self._plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.plan_builds = 0  # number of plans built (tests read it)
+        self._scalars: OrderedDict[tuple, Tensor] = OrderedDict()
+        self.scalar_uploads = 0  # number of scalar tensors built (tests read it)
+
+    def scalars(self, values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The kernels' ``scal`` tensor (Note [kernel scalars] in kernels.py): ``values`` as a
+        1-d ``dtype`` tensor on ``device``, built with no host sync (pinned + ``non_blocking``,
+        as the plans) and reused while the same values come back (kernels only read it).
+
+        ``values`` must be exactly representable in ``dtype`` (the callers round them first).
+        """
+        values = [float(v) for v in values]
+        # keyed on the exact bits (-0.0 and 0.0 differ, a NaN finds itself)
+        key = (device, dtype, struct.pack(f"{len(values)}d", *values))
+        t = self._scalars.get(key)
+        if t is not None:
+            self._scalars.move_to_end(key)
+            return t
+        host = torch.tensor(values, dtype=dtype)
+        t = host if device.type == "cpu" else host.pin_memory().to(device, non_blocking=True)
+        self.scalar_uploads += 1
+        self._scalars[key] = t
+        while len(self._scalars) > MAX_SCALARS:
+            self._scalars.popitem(last=False)
+        return t
 
     @property
     def chunk(self) -> int:
@@ -354,7 +381,8 @@ class Engine:
             kwargs.update(config.kwargs)
             num_warps = config.num_warps
         with _errstate():
-            kernel[grid](*args, **kwargs, num_warps=num_warps)
+            # Note [native arithmetic] (kernels.py): no fp contraction in any kernel
+            kernel[grid](*args, **kwargs, num_warps=num_warps, enable_fp_fusion=False)
 
     def run(
         self,
