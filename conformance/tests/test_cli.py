@@ -1,11 +1,17 @@
 """The command: table, reproducers, the final line, exit codes, xfail files."""
 
+import importlib.util
+import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from flowoptim_conformance.__main__ import main
+from flowoptim_conformance.report import format_table
+from flowoptim_conformance.runner import CaseResult, Report
+from flowoptim_conformance.vectors_io import load_cases
 
 
 def last_line(capsys):
@@ -74,12 +80,27 @@ def test_bad_xfail_files_are_errors(tmp_path, capsys, content):
     assert main(["--backend", "reference", "--case", "adam-plain", "--xfail", str(xf)]) == 2
 
 
+def _row(out, family, section="optimizers"):
+    """The cells of ``family``'s row in ``section`` (split on runs of two or more spaces)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(section))
+    row = next(line for line in lines[start:] if line.startswith(family + " "))
+    return re.split(r"\s{2,}", row.strip())[1:]
+
+
+def _header(out, section):
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith(section))
+    return lines[i - 1]
+
+
 def test_torch_adapter_is_information_only(capsys):
     rc = main(["--backend", "reference", "--torch-adapter", "--family", "Adam",
                "--dtype", "float32"])  # fmt: skip
     out, last = last_line(capsys)
     assert rc == 0 and last.endswith(" 0 failed")
-    assert "torch.optim float32 (info)" in out and "depart" in out
+    assert "torch.optim (info)" in _header(out, "optimizers")
+    assert "agree/depart" in out
 
 
 def test_torch_adapter_reports_lamb_as_not_applicable(capsys):
@@ -87,9 +108,99 @@ def test_torch_adapter_reports_lamb_as_not_applicable(capsys):
     assert main(["--backend", "reference", "--torch-adapter", "--family", "LAMB",
                  "--dtype", "float32"]) == 0  # fmt: skip
     out, _ = last_line(capsys)
-    row = next(line for line in out.splitlines() if line.startswith("LAMB"))
-    passed, failed, _xfailed, agree, depart, na = (int(x) for x in row.split()[1:7])
-    assert (failed, agree, depart) == (0, 0, 0) and na == passed > 0
+    ours, torch_cell = _row(out, "LAMB")
+    passed, failed = (int(x) for x in ours.split("/"))
+    assert failed == 0 and passed > 0 and torch_cell == "n/a"
+
+
+def test_schedulers_run_once_not_per_backend(capsys):
+    second = "flowoptim_conformance.mutants:AdagradEpsInsideSqrt"  # a second backend
+    args = ["--backend", "reference", "--backend", second, "--case", "sched-steplr*",
+            "--case", "sgd-error-*"]  # fmt: skip
+    assert main(args) == 0
+    out, last = last_line(capsys)
+    n_sched = sum(1 for c in load_cases(["sched-steplr*"]))
+    n_sgd = sum(1 for c in load_cases(["sgd-error-*"]))
+    assert n_sched > 0 and n_sgd > 0
+    assert last == f"{n_sched + 2 * n_sgd} passed, 0 failed"  # schedulers once, SGD per backend
+    assert _row(out, "StepLR", "schedulers") == [f"{n_sched}/0"]
+    header = _header(out, "schedulers")
+    assert "flowoptim_sched" in header and "reference" not in header
+    assert "StepLR" not in out.split("\nschedulers")[0]  # no scheduler row under the backends
+    assert "reference (cpu)" in _header(out, "optimizers")
+
+
+def test_torch_runs_its_own_schedulers_beside_ours(capsys):
+    args = ["--backend", "reference", "--torch-adapter", "--case", "sched-steplr",
+            "--case", "sched-steplr-lr-set-by-hand", "--case", "sched-cosinedecaylr",
+            "--case", "sched-polynomiallr-cycle",
+            "--case", "sched-reducelronplateau-min"]  # fmt: skip
+    assert main(args) == 0
+    out, last = last_line(capsys)
+    assert last == "5 passed, 0 failed"  # torch's verdicts are never counted
+    assert "torch.optim.lr_scheduler (info)" in _header(out, "schedulers")
+    # torch's StepLR gives OneFlow's values, but keeps an lr set by hand (recursive form)
+    assert _row(out, "StepLR", "schedulers") == ["2/0", "1/1"]
+    assert _row(out, "CosineDecayLR", "schedulers") == ["1/0", "n/a"]  # torch has none
+    assert _row(out, "PolynomialLR", "schedulers") == ["1/0", "n/a"]  # cycle=True: none
+    assert _row(out, "ReduceLROnPlateau", "schedulers") == ["1/0", "1/0"]
+
+
+def test_verbose_uses_the_tables_words(capsys):
+    args = ["--backend", "reference", "--torch-adapter", "--case", "sched-steplr*",
+            "--case", "sgd-error-*", "-v"]  # fmt: skip
+    assert main(args) == 0
+    out, _ = last_line(capsys)
+    # verbose lines: WORD SUBJECT DTYPE CASE-ID
+    fields = [line.split() for line in out.splitlines()]
+    verdicts = [f[:2] for f in fields if len(f) == 4 and f[3].startswith(("sched-", "sgd-"))]
+    assert verdicts
+    for word, subject in verdicts:
+        if subject.startswith("torch"):
+            assert word in ("agree", "depart", "n/a"), (word, subject)
+        else:
+            assert word in ("passed", "failed", "xfailed", "skipped", "n/a"), (word, subject)
+    assert ["depart", "torch.optim.lr_scheduler"] in verdicts  # the lr-set-by-hand case
+
+
+def _report(subjects, families, dtypes, n=1234):
+    results = []
+    for subject, info in subjects:
+        for fam in families:
+            for d in dtypes:
+                for status, k in (("passed", n), ("failed", 7), ("xfailed", 3), ("skipped", 12)):
+                    if info and status in ("xfailed", "skipped"):
+                        status = "n/a"
+                    results += [CaseResult("x", fam, subject, d, status)] * k
+    return Report(results, {s for s, info in subjects if info})
+
+
+@pytest.mark.parametrize("dtypes", [["float32", "float64"],
+                                    ["float32", "float64", "float16", "bfloat16"]])  # fmt: skip
+def test_table_fits_100_columns_even_with_big_counts(dtypes):
+    subjects = [("reference", False), ("triton", False), ("torch.optim", True)]
+    report = _report(subjects, ["SGD", "CosineAnnealingWarmRestarts"], dtypes)
+    report.extend(_report([("flowoptim_sched", False), ("torch.optim.lr_scheduler", True)],
+                          ["CosineAnnealingWarmRestarts"], [None]))  # fmt: skip
+    table = format_table(report, {"reference": "reference (cpu)", "triton": "triton (interp)"})
+    assert max(len(line) for line in table.splitlines()) <= 100, table
+    assert "triton (interp)" in table and "1234/7 x3 s12" in table and "1234/7 na15" in table
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton not installed")
+def test_default_job_table_fits_100_columns_and_says_how_triton_ran(tmp_path):
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flowoptim_conformance", "--backend", "reference",
+         "--backend", "triton", "--torch-adapter", "--case", "adam-plain", "--case", "sgd-error-*",
+         "--case", "clip-norm2-*", "--case", "sched-*"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    out = proc.stdout
+    assert "triton (interp)" in out and "reference (cpu)" in out, out + proc.stderr
+    assert "Triton's interpreter on the CPU" in out
+    table = out.split("\nFAILED")[0]
+    assert max(len(line) for line in table.splitlines()) <= 100, table
 
 
 def test_module_entry_point_runs_from_outside_the_checkout(tmp_path):

@@ -5,17 +5,41 @@
     python -m flowoptim_conformance --backend my_pkg.backend:MyBackend --dtype float32 \\
         --xfail my_xfails.txt
 
-Prints one table (rows: optimizer or scheduler family; columns per backend and dtype: passed,
-failed, xfailed), a reproducer for each failure, and ends with the line ``N passed, M failed``.
-Exit status 0 only if M is 0 and N is not; the torch.optim adapter is information, never counted.
+Prints one table, at most 100 columns wide: an optimizer section (one block per backend, titled
+with how it ran, e.g. ``triton (interp)``, one column per dtype) and a scheduler section (the
+``flowoptim_sched`` classes, run once per invocation: they touch no backend and no dtype). Then a
+reproducer for each failure, and last the line ``N passed, M failed``, where each scheduler case
+counts once. Exit status 0 only if M is 0 and N is not; the torch adapter (torch.optim and
+torch.optim.lr_scheduler) is information, never counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
 __all__ = ["main"]
+
+_MODES = {
+    "interp": "Triton's interpreter on the CPU (TRITON_INTERPRET=1), not compiled kernels",
+    "cuda": "native, on the CUDA device",
+}
+
+
+def how_it_ran(backend: Any, device: str) -> str:
+    """``interp`` for a Triton backend running in Triton's CPU interpreter, else the device."""
+    module = type(backend).__module__
+    if "triton" not in module:
+        return device
+    try:
+        from flowoptim_triton.launch import interpreted
+    except ImportError:
+        interp = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    else:
+        interp = interpreted()
+    return "interp" if interp else device
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--torch-adapter",
         action="store_true",
-        help="also run torch.optim where it has the algorithm, for information",
+        help="also run torch.optim and torch.optim.lr_scheduler where torch has the algorithm, "
+        "for information",
     )
     ap.add_argument(
         "--xfail",
@@ -107,8 +132,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from .report import format_failures, format_table
-    from .runner import FlowoptimSubject, Report, dtype_name, load_xfails, run_subject
+    from .report import format_failures, format_table, legend, verdict_word
+    from .runner import (
+        FlowoptimSubject,
+        Report,
+        SchedulerSubject,
+        dtype_name,
+        is_scheduler_case,
+        load_xfails,
+        run_subject,
+    )
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
@@ -127,31 +160,43 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(res):
         if args.verbose:
-            print(f"{res.status:8} {res.subject} {res.dtype or '-':9} {res.case_id}", flush=True)
+            word = verdict_word(res, res.subject in report.informational)
+            print(f"{word:8} {res.subject} {res.dtype or '-':9} {res.case_id}", flush=True)
 
+    titles, modes = {}, {}
+    any_sched = any(is_scheduler_case(c) for c in cases)
+    runs: list[tuple[Any, dict]] = []  # (subject, run_subject keywords)
     for subject in subjects:
         xf = dict(load_xfails(getattr(subject.backend, "conformance_xfails", None)))
         xf.update(xfails_cli)
-        try:
-            report.extend(run_subject(subject, device=args.device, dtypes=dtypes, cases=cases,
-                                      max_numel=max_numel, xfails=xf,
-                                      progress=progress))  # fmt: skip
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        mode = how_it_ran(subject.backend, args.device)
+        titles[subject.label] = f"{subject.label} ({mode})"
+        if mode in _MODES:
+            modes[mode] = _MODES[mode]
+        runs.append((subject, {"xfails": xf, "schedulers": False}))
+    if subjects and any_sched:
+        # once, not per backend: schedulers touch no backend and no dtype
+        runs.append((SchedulerSubject(), {"xfails": xfails_cli, "schedulers": "only"}))
     if args.torch_adapter:
         from .torch_adapter import TorchAdapter
 
-        report.extend(run_subject(TorchAdapter(), device=args.device, dtypes=dtypes, cases=cases,
-                                  max_numel=max_numel, progress=progress))  # fmt: skip
+        runs.append((TorchAdapter("torch.optim"), {"schedulers": False}))
+        if any_sched:
+            runs.append((TorchAdapter("torch.optim.lr_scheduler"), {"schedulers": "only"}))
+    for subject, kw in runs:
+        if subject.informational:
+            report.informational.add(subject.label)
+        try:
+            report.extend(run_subject(subject, device=args.device, dtypes=dtypes, cases=cases,
+                                      max_numel=max_numel, progress=progress,
+                                      **kw))  # fmt: skip
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(f"flowoptim conformance: {len(cases)} cases, device {args.device}, "
           f"dtypes {', '.join(dtypes)}")  # fmt: skip
-    print(format_table(report))
-    if report.informational:
-        print(
-            "(info) columns: torch.optim where it has the algorithm; 'depart' shows where "
-            "torch.optim differs from OneFlow's semantics; never counted as a failure."
-        )
+    print(format_table(report, titles))
+    print("\n".join(legend(report, modes)))
     fails = report.failures()
     if fails:
         print()

@@ -1,93 +1,195 @@
-"""The combined table printed by the command."""
+"""The combined table printed by the command.
+
+Two sections, each as wide as it needs and never wider than :data:`WIDTH` (a section with more
+column blocks than fit is printed in bands, the family column repeated):
+
+- optimizers (and clip_grad): one block per backend, titled with how it ran (``reference
+  (cpu)``, ``triton (interp)`` for Triton's CPU interpreter, ``triton (cuda)`` natively), one
+  sub-column per dtype;
+- schedulers: the ``flowoptim_sched`` classes, which touch no backend and no dtype, run once.
+
+Counted cells read ``passed/failed``; blocks of informational subjects (torch's own classes) read
+``agree/depart``. A suffix gives the rarer outcomes: ``x`` xfailed, ``s`` skipped, ``na`` not
+applicable; an informational cell with nothing but n/a reads ``n/a``.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
-from .runner import Report
+from .runner import CaseResult, Report
 
-__all__ = ["FAMILY_ORDER", "format_failures", "format_table"]
+__all__ = [
+    "FAMILY_ORDER",
+    "SCHEDULER_FAMILIES",
+    "WIDTH",
+    "format_failures",
+    "format_table",
+    "legend",
+    "verdict_word",
+]
 
-FAMILY_ORDER = [
-    "SGD", "Adam", "AdamW", "LAMB", "RMSprop", "Adagrad", "Adadelta", "clip_grad",
+WIDTH = 100
+
+OPTIMIZER_FAMILIES = ["SGD", "Adam", "AdamW", "LAMB", "RMSprop", "Adagrad", "Adadelta",
+                      "clip_grad"]  # fmt: skip
+SCHEDULER_FAMILIES = [
     "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineDecayLR",
     "PolynomialLR", "LambdaLR", "ConstantLR", "LinearLR", "CosineAnnealingWarmRestarts",
     "SequentialLR", "ChainedScheduler", "WarmupLR", "ReduceLROnPlateau",
 ]  # fmt: skip
+FAMILY_ORDER = OPTIMIZER_FAMILIES + SCHEDULER_FAMILIES
+
+_SHORT_DTYPE = {"float32": "fp32", "float64": "fp64", "float16": "fp16", "bfloat16": "bf16"}
+_INFO_WORDS = {"passed": "agree", "failed": "depart", "xpassed": "depart"}
 
 
-def _blocks(report: Report) -> list[tuple[str, str]]:
-    """(subject, dtype) column blocks in first-seen order; dtype-free results join the first."""
-    seen: list[tuple[str, str]] = []
+def verdict_word(result: CaseResult, informational: bool) -> str:
+    """The word the table uses for ``result``: agree/depart/n/a for informational subjects;
+    passed/failed/xfailed/skipped/n/a otherwise (an xpass is a failure)."""
+    if informational:
+        return _INFO_WORDS.get(result.status, result.status)
+    return "failed" if result.status == "xpassed" else result.status
+
+
+@dataclass
+class _Block:
+    subject: str
+    title: str
+    info: bool
+    dtypes: list[str | None]  # sub-columns; None: results that do not depend on the dtype
+
+
+def _cell(c: dict[str, int] | None, info: bool) -> str:
+    if not c:
+        return "-"
+    if info:
+        agree, depart = c.get("passed", 0), c.get("failed", 0)
+        if agree == depart == 0 and c.get("n/a", 0):
+            return "n/a"
+        text = f"{agree}/{depart}"
+    else:
+        text = f"{c.get('passed', 0)}/{c.get('failed', 0)}"
+        text += f" x{c['xfailed']}" if c.get("xfailed") else ""
+    text += f" s{c['skipped']}" if c.get("skipped") else ""
+    text += f" na{c['n/a']}" if c.get("n/a") and text != "n/a" else ""
+    return text
+
+
+def _section(
+    title: str,
+    families: list[str],
+    blocks: list[_Block],
+    counts: dict[tuple[str, str | None, str], dict[str, int]],
+) -> list[str]:
+    """One section, in as many bands as it takes to stay within WIDTH."""
+    fw = max(len(title), *(len(f) for f in families), len("total")) + 2
+    rendered = []  # per block: (width, header1, header2, cells per family, total cell)
+    for b in blocks:
+        subs = []
+        for d in b.dtypes:
+            cells = [_cell(counts.get((b.subject, d, f)), b.info) for f in families]
+            total: dict[str, int] = defaultdict(int)
+            for f in families:
+                for k, v in counts.get((b.subject, d, f), {}).items():
+                    total[k] += v
+            tcell = _cell(total, b.info)
+            head = _SHORT_DTYPE.get(d, d) if d is not None else "any dtype"
+            w = max(len(head), *(len(c) for c in cells), len(tcell)) + 2
+            subs.append((w, head, cells, tcell))
+        width = max(sum(s[0] for s in subs), len(b.title) + 2)
+        extra = width - sum(s[0] for s in subs)  # a long title widens the first sub-column
+        subs[0] = (subs[0][0] + extra, *subs[0][1:])
+        rendered.append((width, b.title, subs))
+    bands: list[list] = [[]]
+    used = fw
+    for r in rendered:
+        if bands[-1] and used + r[0] > WIDTH:
+            bands.append([])
+            used = fw
+        bands[-1].append(r)
+        used += r[0]
+    lines: list[str] = []
+    for band in bands:
+        head1 = " " * fw + "".join(t.rjust(w) for w, t, _ in band)
+        head2 = title.ljust(fw) + "".join(
+            h.rjust(sw) for _, _, subs in band for sw, h, _, _ in subs
+        )
+        rule = "-" * len(head2)
+        if lines:
+            lines.append("")
+        lines += [head1.rstrip(), head2, rule]
+        for i, fam in enumerate(families):
+            row = fam.ljust(fw) + "".join(
+                cells[i].rjust(sw) for _, _, subs in band for sw, _, cells, _ in subs
+            )
+            lines.append(row)
+        lines.append(rule)
+        lines.append(
+            "total".ljust(fw) + "".join(t.rjust(sw) for _, _, subs in band for sw, _, _, t in subs)
+        )
+    return lines
+
+
+def format_table(report: Report, titles: dict[str, str] | None = None) -> str:
+    """The table of ``report``; ``titles`` maps a subject label to its column title (how the
+    backend ran, e.g. ``"triton": "triton (interp)"``); informational ones get ``(info)``."""
+    titles = titles or {}
+    counts: dict[tuple[str, str | None, str], dict[str, int]] = defaultdict(
+        lambda: defaultdict(int)
+    )
+    order: dict[str, list[str | None]] = {}  # subject -> dtypes in first-seen order
     for r in report.results:
-        if r.dtype is not None and (r.subject, r.dtype) not in seen:
-            seen.append((r.subject, r.dtype))
+        dtypes = order.setdefault(r.subject, [])
+        if r.dtype not in dtypes:
+            dtypes.append(r.dtype)
+    first: dict[str, str | None] = {}
+    for subject, dtypes in order.items():
+        typed = [d for d in dtypes if d is not None]
+        first[subject] = typed[0] if typed else None
     for r in report.results:
-        if r.dtype is None and not any(s == r.subject for s, _ in seen):
-            seen.append((r.subject, "-"))
-    return seen
-
-
-def format_table(report: Report) -> str:
-    """Rows: optimizer or scheduler family; one column block per backend and dtype.
-
-    Counted blocks show passed / failed / xfailed (and skipped when any); blocks of
-    informational subjects (the torch.optim adapter) show agree / depart / n/a.
-    """
-    blocks = _blocks(report)
-    first_dtype = {}
-    for s, d in blocks:
-        first_dtype.setdefault(s, d)
-    counts: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in report.results:
-        d = r.dtype if r.dtype is not None else first_dtype[r.subject]
+        # results that do not depend on the dtype (error cases) join the first dtype's column
+        d = r.dtype if r.dtype is not None else first[r.subject]
         status = "failed" if r.status == "xpassed" else r.status
         counts[(r.subject, d, r.family)][status] += 1
-    families = [f for f in FAMILY_ORDER if any(k[2] == f for k in counts)]
-    families += sorted({k[2] for k in counts} - set(families))
-    any_skip = any(r.status == "skipped" for r in report.results)
-    cols = []
-    for s, d in blocks:
-        if s in report.informational:
-            cols.append((s, d, ["passed", "failed", "n/a"], ["agree", "depart", "n/a"]))
-        else:
-            keys = ["passed", "failed", "xfailed"] + (["skipped"] if any_skip else [])
-            cols.append((s, d, keys, keys))
-    fw = max(len("family"), *(len(f) for f in families), len("total")) + 2
-    widths = [max(len(f"{s} {d}") + 2, 8 * len(names)) for s, d, _, names in cols]
-    # build the header so that each block label sits over its columns
-    head1 = " " * fw
-    head2 = "family".ljust(fw)
-    for (s, d, _, names), w in zip(cols, widths, strict=True):
-        label = f"{s} {d}" + (" (info)" if s in report.informational else "")
-        w = max(w, len(label) + 2)
-        head1 += label.ljust(w)
-        sub = "".join(n.rjust(8) for n in names)
-        head2 += sub.ljust(w)
-    lines = [head1.rstrip(), head2.rstrip(), "-" * len(head2.rstrip())]
-    totals = defaultdict(lambda: defaultdict(int))
-    for fam in families:
-        row = fam.ljust(fw)
-        for (s, d, keys, _names), w in zip(cols, widths, strict=True):
-            label = f"{s} {d}" + (" (info)" if s in report.informational else "")
-            w = max(w, len(label) + 2)
-            c = counts.get((s, d, fam))
-            if c is None:
-                cell = "".join("-".rjust(8) for _ in keys)
-            else:
-                cell = "".join(str(c.get(k, 0)).rjust(8) for k in keys)
-                for k in keys:
-                    totals[(s, d)][k] += c.get(k, 0)
-            row += cell.ljust(w)
-        lines.append(row.rstrip())
-    lines.append("-" * len(head2.rstrip()))
-    row = "total".ljust(fw)
-    for (s, d, keys, _names), w in zip(cols, widths, strict=True):
-        label = f"{s} {d}" + (" (info)" if s in report.informational else "")
-        w = max(w, len(label) + 2)
-        row += "".join(str(totals[(s, d)].get(k, 0)).rjust(8) for k in keys).ljust(w)
-    lines.append(row.rstrip())
-    return "\n".join(lines)
+    seen = {k[2] for k in counts}
+    sched = [f for f in SCHEDULER_FAMILIES if f in seen]
+    optim = [f for f in OPTIMIZER_FAMILIES if f in seen]
+    optim += sorted(seen - set(sched) - set(optim))
+    out: list[str] = []
+    for title, families in (("optimizers", optim), ("schedulers", sched)):
+        if not families:
+            continue
+        blocks = []
+        for subject, dtypes in order.items():
+            cols = []
+            for d in dtypes:
+                d = d if d is not None else first[subject]
+                if d not in cols and any((subject, d, f) in counts for f in families):
+                    cols.append(d)
+            if cols:
+                info = subject in report.informational
+                label = titles.get(subject, subject) + (" (info)" if info else "")
+                blocks.append(_Block(subject, label, info, cols))
+        if out:
+            out.append("")
+        out += _section(title, families, blocks, counts)
+    return "\n".join(out)
+
+
+def legend(report: Report, modes: dict[str, str] | None = None) -> list[str]:
+    """The lines under the table that explain it (each within WIDTH)."""
+    lines = ["cells: passed/failed; x: xfailed, s: skipped, na: not applicable (no equivalent)"]
+    if report.informational:
+        lines += [
+            "(info): torch's own classes (torch.optim, torch.optim.lr_scheduler) on the same",
+            "  vectors, cells agree/depart: 'depart' shows where torch differs from OneFlow's",
+            "  semantics. Information only, never counted.",
+        ]
+    for label, text in (modes or {}).items():
+        lines.append(f"({label}): {text}")
+    return lines
 
 
 def format_failures(report: Report, limit: int | None = None) -> str:
@@ -97,10 +199,12 @@ def format_failures(report: Report, limit: int | None = None) -> str:
     for r in fails[:limit]:
         dtype = r.dtype or "any dtype"
         out.append(f"FAILED {r.case_id} [{r.subject}, {dtype}]\n    {r.message}")
-        out.append(
-            f"    rerun: python -m flowoptim_conformance --backend {r.subject} "
-            f"--dtype {r.dtype or 'float32'} --case {r.case_id}"
-        )
+        if r.family in SCHEDULER_FAMILIES and r.dtype is None and r.subject == "flowoptim_sched":
+            # schedulers run once, whatever the backend named
+            rerun = f"--backend reference --case {r.case_id}"
+        else:
+            rerun = f"--backend {r.subject} --dtype {r.dtype or 'float32'} --case {r.case_id}"
+        out.append(f"    rerun: python -m flowoptim_conformance {rerun}")
     if limit is not None and len(fails) > limit:
         out.append(f"... and {len(fails) - limit} more failures (use --max-failures 0 for all)")
     return "\n".join(out)

@@ -46,6 +46,7 @@ __all__ = [
     "FlowoptimSubject",
     "NotApplicable",
     "Report",
+    "SchedulerSubject",
     "load_xfails",
     "run",
     "run_subject",
@@ -266,6 +267,31 @@ class FlowoptimSubject:
 
     def clip(self, opt: Any, error_if_nonfinite: bool, fused: bool) -> list:
         return opt.clip_grad(error_if_nonfinite=error_if_nonfinite, fused=fused)
+
+    def scheduler_module(self) -> Any:
+        import flowoptim_sched
+
+        return flowoptim_sched
+
+
+class SchedulerSubject:
+    """The ``flowoptim_sched`` classes alone, for the scheduler cases.
+
+    Schedulers touch no backend and no parameter tensor, so their cases do not depend on the
+    backend or the dtype: the command runs them once per invocation under this subject (run it
+    with ``run_subject(..., schedulers="only")``) instead of once per backend.
+    """
+
+    informational = False
+
+    def __init__(self, label: str = "flowoptim_sched") -> None:
+        self.label = label
+
+    def optimizer(self, name: str, params: Any, defaults: dict) -> Any:
+        raise NotApplicable("flowoptim_sched has no optimizers")
+
+    def clip(self, opt: Any, error_if_nonfinite: bool, fused: bool) -> list:
+        raise NotApplicable("flowoptim_sched has no clip_grad")
 
     def scheduler_module(self) -> Any:
         import flowoptim_sched
@@ -564,12 +590,23 @@ def build_scheduler(mod: Any, spec: dict, opt: Any, last_step: int | None = None
     return cls(opt, **kw, **extra)
 
 
-def _run_sched_error(case: dict, subject: Any) -> None:
+def _builder(subject: Any) -> Callable[[dict, Any, int | None], Any]:
+    """How ``subject`` builds a scheduler from a case's spec: its own ``build_scheduler`` (the
+    torch adapter maps OneFlow's arguments onto torch's classes), else :func:`build_scheduler`
+    over its ``scheduler_module()``."""
+    own = getattr(subject, "build_scheduler", None)
+    if own is not None:
+        return own
     mod = subject.scheduler_module()
+    return lambda spec, opt, last_step=None: build_scheduler(mod, spec, opt, last_step)
+
+
+def _run_sched_error(case: dict, subject: Any) -> None:
+    build = _builder(subject)
     last_step = case.get("last_step")
     opt = _sched_optimizer(case["base_lrs"])
     _check_raises(_describe_case(case),
-                  lambda: build_scheduler(mod, case["sched"], opt, last_step), case["raises"],
+                  lambda: build(case["sched"], opt, last_step), case["raises"],
                   case.get("names"))  # fmt: skip
 
 
@@ -578,13 +615,16 @@ def _lrs(opt: Any) -> list[float]:
 
 
 def _run_sched(case: dict, subject: Any) -> None:
-    mod = subject.scheduler_module()
+    build = _builder(subject)
     spec = case["sched"]
     plateau = spec["kind"] == "ReduceLROnPlateau"
+    # Resuming: a closed form needs only the scheduler's state; a recursive scheduler (torch's,
+    # ReduceLROnPlateau) also needs the group lrs back, as the optimizer's state dict gives them.
+    restore_lrs = plateau or getattr(subject, "restore_lrs_on_resume", False)
     expected = [[dec(x) for x in row] for row in case["expected_lrs"]]
     last_step = case.get("last_step")
     opt = _sched_optimizer(case["base_lrs"], initial=last_step is not None)
-    sched = build_scheduler(mod, spec, opt, last_step)
+    sched = build(spec, opt, last_step)
 
     def check(k: int, what: str) -> None:
         compare(f"{what}: group lrs", np.array(_lrs(opt)), np.array(expected[k]), SCHEDULER)
@@ -598,8 +638,8 @@ def _run_sched(case: dict, subject: Any) -> None:
             saved = copy.deepcopy(sched.state_dict())
             lrs = _lrs(opt)
             opt = _sched_optimizer(case["base_lrs"])
-            sched = build_scheduler(mod, spec, opt)
-            if plateau:
+            sched = build(spec, opt, None)
+            if restore_lrs:
                 for g, lr in zip(opt.param_groups, lrs, strict=True):
                     g["lr"] = lr
             sched.load_state_dict(saved)
@@ -614,6 +654,11 @@ def _run_sched(case: dict, subject: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- driver
+def is_scheduler_case(case: dict) -> bool:
+    """Whether ``case`` exercises a scheduler (a schedule, or a scheduler constructor error)."""
+    return case["kind"] == "sched" or case.get("target") == "scheduler"
+
+
 def _dtype_independent(case: dict) -> bool:
     return case["kind"] == "sched" or case["kind"] == "error"
 
@@ -640,13 +685,18 @@ def run_subject(
     cases: list[dict] | None = None,
     max_numel: int | None = None,
     xfails: dict[str, str] | None = None,
-    schedulers: bool = True,
+    schedulers: bool | str = True,
     progress: Callable[[CaseResult], None] | None = None,
 ) -> Report:
     """Run ``cases`` (default: every vector) against ``subject`` for each dtype.
 
     Cases that do not depend on the dtype (errors, schedulers) run once, with the first dtype.
+    ``schedulers``: ``True`` runs every case, ``False`` leaves the scheduler cases out (no
+    result at all), ``"only"`` runs nothing but them (the command runs them once, under
+    :class:`SchedulerSubject`, rather than under every backend).
     """
+    if schedulers not in (True, False, "only"):
+        raise ValueError(f"schedulers must be True, False or 'only', got {schedulers!r}")
     dtypes = [dtype_name(d) for d in dtypes]
     if not dtypes:
         raise ValueError("no dtype to run")
@@ -669,13 +719,15 @@ def run_subject(
             independent = _dtype_independent(case)
             if independent and di > 0:
                 continue
-            is_sched = case["kind"] == "sched" or case.get("target") == "scheduler"
+            is_sched = is_scheduler_case(case)
+            if (schedulers is False and is_sched) or (schedulers == "only" and not is_sched):
+                continue
             res = CaseResult(case["id"], case["family"], subject.label,
                              None if independent else dtype, "passed")  # fmt: skip
             reason = _xfail_reason(xfails, case["id"], res.dtype)
-            if is_sched and (not schedulers or sched_missing):
+            if is_sched and sched_missing:
                 res.status = "n/a" if subject.informational else "skipped"
-                res.message = sched_missing or "schedulers not selected"
+                res.message = sched_missing
             elif max_numel is not None and _numel(case) > max_numel:
                 res.status = "skipped"
                 res.message = f"a parameter has {_numel(case)} > --max-numel {max_numel} elements"
