@@ -28,10 +28,11 @@ class AdagradEpsInsideSqrt(ReferenceBackend):
     name = "mutant-adagrad-eps-inside-sqrt"
 
     def adagrad(self, params, grads, state_sums, *, step, lr, lr_decay, weight_decay, eps,
-                grad_scale):  # fmt: skip
+                maximize, grad_scale):  # fmt: skip
         with torch.no_grad():
             for p, g, s in zip(params, grads, state_sums, strict=True):
                 g = g.float() if grad_scale is None else g.float() * grad_scale
+                g = -g if maximize else g
                 g = g + float(weight_decay) * p.float()
                 s32 = s.float() + g * g
                 s.copy_(s32)
@@ -45,17 +46,18 @@ class LambDecayInsideNorm(ReferenceBackend):
     name = "mutant-lamb-decay-inside-norm"
 
     def lamb(self, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, *, step, lr, beta1,
-             beta2, eps, weight_decay, adam_w_mode, amsgrad, do_bias_correction,
+             beta2, eps, weight_decay, adam_w_mode, amsgrad, do_bias_correction, maximize,
              grad_scale):  # fmt: skip
         if not adam_w_mode or weight_decay == 0:
             return super().lamb(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step,
                                 lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                                 weight_decay=weight_decay, adam_w_mode=adam_w_mode,
                                 amsgrad=amsgrad, do_bias_correction=do_bias_correction,
-                                grad_scale=grad_scale)  # fmt: skip
+                                maximize=maximize, grad_scale=grad_scale)  # fmt: skip
         with torch.no_grad():
             for i, p in enumerate(params):
                 g = grads[i].double() if grad_scale is None else grads[i].double() * grad_scale
+                g = -g if maximize else g
                 m, v = exp_avgs[i], exp_avg_sqs[i]
                 m64 = beta1 * m.double() + (1 - beta1) * g
                 v64 = beta2 * v.double() + (1 - beta2) * g * g

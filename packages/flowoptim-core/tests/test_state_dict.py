@@ -290,11 +290,14 @@ def test_missing_exp_avg_sq_is_refused():
     assert msg.startswith("Adam.load_state_dict")
 
 
-def test_missing_max_exp_avg_sq_with_amsgrad_is_refused():
+def test_missing_lazily_created_state_is_accepted():
+    """max_exp_avg_sq is what step() creates (zeros) when amsgrad is switched on later: a dict
+    without it is usable, and loads (a missing exp_avg_sq is not: see above)."""
     opt, good = _adam_after_two_steps()
-    bad = copy.deepcopy(good)
-    bad["param_groups"][0]["amsgrad"] = True
-    refused(opt, bad, "missing 'max_exp_avg_sq'")
+    sd = copy.deepcopy(good)
+    sd["param_groups"][0]["amsgrad"] = True
+    opt.load_state_dict(sd)
+    assert opt.param_groups[0]["amsgrad"] is True
 
 
 def test_second_group_is_named():
@@ -302,8 +305,8 @@ def test_second_group_is_named():
     opt = fo.RMSprop([{"params": [a]}, {"params": [b, c], "centered": True}], lr=0.01)
     run(opt, [a, b, c], 1)
     bad = copy.deepcopy(opt.state_dict())
-    del bad["state"][2]["grad_avg"]
-    refused(opt, bad, r"state of param 1 of group 1: missing 'grad_avg'")
+    del bad["state"][2]["square_avg"]
+    refused(opt, bad, r"state of param 1 of group 1: missing 'square_avg'")
 
 
 def test_zero_d_momentum_buffer_for_a_shaped_sgd_param_is_refused():
@@ -583,3 +586,26 @@ def test_step_rechecks_state_when_the_param_or_its_state_changes():
     with pytest.raises(ValueError, match=r"'exp_avg' of param 0 of group 0 has shape \(4,\)"):
         opt.step()
     assert torch.equal(a.detach(), before) and opt.global_step == 3
+
+
+def test_own_state_dict_saved_after_switching_amsgrad_on_loads():
+    """max_exp_avg_sq is created by the first step after amsgrad is switched on; a state dict
+    saved in between lacks it and must still load (and step like the original)."""
+    import flowoptim
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = flowoptim.Adam([p], lr=0.1)
+    p.grad = torch.tensor([0.5, 0.25])
+    opt.step()
+    opt.param_groups[0]["amsgrad"] = True
+    sd = opt.state_dict()
+    assert "max_exp_avg_sq" not in sd["state"][0]
+    q = torch.nn.Parameter(p.detach().clone())
+    other = flowoptim.Adam([q], lr=0.1)
+    other.load_state_dict(sd)
+    p.grad = torch.tensor([-0.5, 1.0])
+    q.grad = p.grad.clone()
+    opt.step()
+    other.step()
+    assert torch.equal(p, q)
+    assert torch.equal(opt.state[p]["max_exp_avg_sq"], other.state[q]["max_exp_avg_sq"])

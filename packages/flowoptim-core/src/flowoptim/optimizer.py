@@ -987,7 +987,10 @@ class Optimizer(torch.optim.Optimizer):
                 ) from None
             entry[key] = value
         if entry:
-            lacking = sorted(self._required_state(group) - set(entry))
+            # keys step() creates when an option is switched on later (amsgrad's
+            # max_exp_avg_sq, ...) may be absent: our own state_dict() saved between the switch
+            # and the next step has them absent too, and step() creates them
+            lacking = sorted(self._required_state(group) - self._lazy_state(group) - set(entry))
             if lacking:
                 raise ValueError(
                     f"{where}: missing {', '.join(map(repr, lacking))} (needed by {name} with "
