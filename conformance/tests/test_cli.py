@@ -225,3 +225,19 @@ def test_pytest_plugin_runs_cases_only_when_enabled(tmp_path):
     )  # fmt: skip
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     assert "passed" in enabled.stdout and "1 passed" not in enabled.stdout
+
+
+def test_column_titles_say_how_each_backend_ran(monkeypatch):
+    from flowoptim_conformance.__main__ import how_it_ran
+
+    launch = pytest.importorskip("flowoptim_triton.launch")
+
+    class FakeTriton:
+        pass
+
+    FakeTriton.__module__ = "flowoptim_triton.backend"
+    monkeypatch.setattr(launch, "interpreted", lambda: True)
+    assert how_it_ran(FakeTriton(), "cpu") == "interp"
+    monkeypatch.setattr(launch, "interpreted", lambda: False)
+    assert how_it_ran(FakeTriton(), "cuda") == "cuda"  # compiled kernels, natively
+    assert how_it_ran(object(), "cpu") == "cpu"  # any other backend: where its tensors are
