@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(res):
         if args.verbose:
             word = verdict_word(res, res.subject in report.informational)
-            print(f"{word:8} {res.subject} {res.dtype or '-':9} {res.case_id}", flush=True)
+            print(f"{word:8} {res.subject:24} {res.dtype or '-':9} {res.case_id}", flush=True)
 
     titles, modes = {}, {}
     any_sched = any(is_scheduler_case(c) for c in cases)
