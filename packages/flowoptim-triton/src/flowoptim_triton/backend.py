@@ -1,20 +1,25 @@
 """The ``triton`` backend: :class:`TritonBackend`, a ``flowoptim.backends.Backend``.
 
-Each functional turns the Python hyperparameters into float32 kernel scalars (Note [float32
-hyperparameters] in ``flowoptim.backends.base``: every scalar below is what float32 arithmetic on
-the rounded values gives) and issues one multi-tensor launch per pass for the whole partition
-(Note [multi-tensor addressing] in :mod:`flowoptim_triton.kernels`).
+Each functional turns the Python hyperparameters into the kernel's ``scal`` tensor (Note [kernel
+scalars] in :mod:`flowoptim_triton.kernels`): ``f32`` hyperparameters, float32 bias corrections,
+and derived quantities computed in double and rounded by ``derived`` (float32 values for
+float32/fp16/bf16 partitions, doubles for float64 ones: Notes [float32 hyperparameters] and
+[float64 derived quantities] in ``flowoptim.backends.base``, spec §1.10). ``maximize`` is the
+``MAXIMIZE`` constexpr (Note [maximize]); degenerate values (``f32(beta) == 1``, ``f32(momentum)
+== 0``) need no special case (Note [degenerate hyperparameters]). Each functional issues one
+multi-tensor launch per pass for the whole partition (Note [multi-tensor addressing]).
 
 Note [LAMB passes]
 ------------------
 LAMB needs per-tensor norms of ``p`` and of the Adam direction ``u`` before it can update ``p``.
 
 * Pass 1 (one launch, a program per chunk) reads p, g, m, v (and vmax), computes the new moments
-  and ``u`` in float32, writes one partial of ``||p||^2`` and of ``||u||^2`` per chunk and, for
-  float32/float64 state, stores m, v (and vmax).
+  and ``u`` in the compute dtype (float32; float64 for float64), writes one partial of
+  ``||p||^2`` and of ``||u||^2`` per chunk and, for float32/float64 state, stores m, v (and vmax).
 * A tiny launch (one program per tensor, O(chunks) bytes) sums each tensor's partials in chunk
-  order and stores ``lr * trust`` per tensor (with a ``norm_reduce`` hook: it stores the ``(2, n)``
-  sums, the hook reduces them across ranks, and a second tiny launch forms ``lr * trust``).
+  order and stores ``lr * trust`` per tensor, in the compute dtype (float64 end to end for
+  float64, spec §1.10). With a ``norm_reduce`` hook it stores the ``(2, n)`` sums instead, the
+  hook reduces them across ranks, and a second tiny launch forms ``lr * trust``.
 * Pass 2 (one launch) reads p, m and v (vmax with amsgrad), recomputes ``u`` and writes p.
 
 No full-size temporary. fp32 bytes per parameter: pass 1 reads 16 and writes 8, pass 2 reads 12
@@ -38,8 +43,12 @@ the coefficient on the device. By default it then calls :meth:`TritonBackend.sca
 multi-tensor launch; the coefficient is read through a device pointer: no host sync), and
 clip + Adam moves 4 + 8 + 28 = 40 bytes per fp32 parameter. With ``clip_grad(fused=True)`` the
 optimizer passes the coefficient as ``grad_scale`` instead and every update kernel multiplies
-``g`` by it as it loads it (rounded to the grad dtype, before maximize and weight decay), leaving
-the grads unscaled: 4 + 28 = 32 bytes per parameter.
+``g`` by it as it loads it (in the compute dtype, rounded to the grad dtype, before maximize and
+weight decay), leaving the grads unscaled: 4 + 28 = 32 bytes per parameter. ``grad_scale`` arrives
+in the compute dtype (float64 for float64 partitions, Note [grad_scale]). The product is the one
+:meth:`TritonBackend.scale_` stores, and with fp fusion off (Note [native arithmetic]) it is
+rounded before any add natively too, so both modes give the same bits (tested for 0-d params,
+non-contiguous grads, fp32/fp16/bf16/fp64 and every algorithm).
 """
 
 from __future__ import annotations

@@ -219,13 +219,19 @@ def _grad_scale(
 
 
 @triton.jit
-def _max_nan(a, b):
+def _max_nan(
+    a,  # CT values (a tile, or the running max)
+    b,  # CT values of the same shape
+):
     # NaN-propagating max combiner (tl.maximum may drop NaN natively).
     return tl.where((a > b) | (a != a), a, b)
 
 
 @triton.jit
-def _min_nan(a, b):
+def _min_nan(
+    a,  # CT values (a tile, or the running min)
+    b,  # CT values of the same shape
+):
     # NaN-propagating min combiner.
     return tl.where((a < b) | (a != a), a, b)
 
