@@ -515,8 +515,13 @@ def _warmup(kw: dict, b: float, s: int, bases: Sequence[float], group: int) -> f
         if method == "constant":
             return sched_lr("ConstantLR", {"factor": wf, "total_iters": iters}, b, s)
         if inner is not None and not prefix:
-            b0 = float(bases[0])
-            end = sched_lr(inner["kind"], inner["kwargs"], b0, iters, bases, 0) / b0
+            # the end factor per group, from the group's own base lr: OneFlow 0.9.0 takes the
+            # first group's and raises unless every group has the same base lr, where the two
+            # agree; per group, layer-wise base lrs work (issue 12, docs/semantics.md §9)
+            end_lr = sched_lr(inner["kind"], inner["kwargs"], b, iters, bases, group)
+            if b == 0:
+                return end_lr * s / iters
+            end = end_lr / b
         else:
             end = 1.0
         lin = {"start_factor": wf, "end_factor": end, "total_iters": iters}

@@ -106,12 +106,8 @@ SCHED = [c for c in CASES if c["kind"] == "sched"]
 ERRORS = [c for c in CASES if c["kind"] == "error" and c.get("target") == "scheduler"]
 
 # Error vectors this package no longer matches on purpose (strict: an xpass is a failure).
-SUPERSEDED = {
-    "sched-error-warmuplr-different-base-lrs": (
-        "WarmupLR computes its end factor per group since issue 12 (layer-wise base lrs), "
-        "where OneFlow 0.9.0 raises; the vector predates that (test_warnings.py has the values)"
-    ),
-}
+#: vectors that no longer describe this package (id -> reason): a strict xfail
+SUPERSEDED: dict[str, str] = {}
 
 
 def _error_param(case):
