@@ -1,8 +1,10 @@
 """flowoptim: OneFlow's optimizer API (``oneflow.optim``) on PyTorch.
 
-Every optimizer is a ``torch.optim.Optimizer`` with OneFlow 0.9.0's numbers (see
-``shared/spec/SEMANTICS.md`` and ``docs/algorithms/``); the arithmetic runs on a pluggable backend
-(:mod:`flowoptim.backends`): pure torch on the CPU, Triton kernels on CUDA with flowoptim-triton.
+Every optimizer is a ``torch.optim.Optimizer`` with OneFlow 0.9.0's numbers. What they promise
+(the optimizers, ``clip_grad``, state dicts and schedulers, with the departures from OneFlow and
+torch.optim) is ``docs/semantics.md`` in the repository; per-algorithm equations are in
+``docs/algorithms/``. The arithmetic runs on a pluggable backend (:mod:`flowoptim.backends`):
+pure torch on the CPU, Triton kernels on CUDA with flowoptim-triton.
 """
 
 from . import backends
