@@ -1,4 +1,4 @@
-"""float64 NumPy implementations of every update, clip and schedule of ``shared/spec/SEMANTICS.md``.
+"""float64 NumPy implementations of every update, clip and schedule of ``docs/semantics.md``.
 
 This module imports neither torch nor flowoptim: the expected values of the conformance suite are
 derived from these formulas alone, so that a broken reference backend cannot hide its own bugs.

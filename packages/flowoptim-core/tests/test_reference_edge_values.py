@@ -1,4 +1,4 @@
-"""The reference backend's functionals against the spec's formulas (SEMANTICS.md §1.6, §1.9,
+"""The reference backend's functionals against the spec's formulas (docs/semantics.md §1.6, §1.9,
 §1.10, §2, §3), computed here independently in float64 NumPy (or float32 NumPy where the spec
 fixes float32 arithmetic): maximize, float64 derived quantities to 1e-12, the degenerate
 hyperparameters and edge values found by differential fuzzing, and the fused clip mode's bits.

@@ -1,4 +1,4 @@
-"""Every scheduler's lr sequence over its boundaries, against the formulas of SEMANTICS.md §6.
+"""Every scheduler's lr sequence over its boundaries, against the formulas of docs/semantics.md §6.
 
 Expected values are computed here, independently, with ``math``. Tolerance: rel 1e-12 — both
 sides are the same float64 closed form, written differently, so only a few ulp of rounding may
