@@ -473,6 +473,16 @@ def test_state_dict_hooks_fire_as_in_torch():
     assert sd["state"][0]["step"] is not opt.state[params[0]]["step"]
 
 
+def _copied(opt, how: str):
+    """``copy.deepcopy(opt)``, or a pickle round trip through torch.save/torch.load."""
+    if how == "deepcopy":
+        return copy.deepcopy(opt)
+    buf = io.BytesIO()
+    torch.save(opt, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=False)
+
+
 # ---------------------------------------------------------------- issue 10: deepcopy, pickle
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 @pytest.mark.parametrize(
@@ -489,13 +499,7 @@ def test_explicit_backend_survives_copies(how, backend):
     params = make_params()
     opt = fo.Adam(params, lr=0.1, backend=chosen)
     run(opt, params, 1)
-    if how == "deepcopy":
-        twin = copy.deepcopy(opt)
-    else:
-        buf = io.BytesIO()
-        torch.save(opt, buf)
-        buf.seek(0)
-        twin = torch.load(buf, weights_only=False)
+    twin = _copied(opt, how)
     assert twin._explicit_backend is not None
     assert twin._explicit_backend.name == "reference"
     assert twin._backend_for(torch.device("cpu")) is twin._explicit_backend
@@ -523,10 +527,7 @@ def test_environment_backend_survives_pickle(monkeypatch):
     monkeypatch.setenv("FLOWOPTIM_BACKEND", "reference")
     opt = fo.SGD(make_params())
     monkeypatch.delenv("FLOWOPTIM_BACKEND")
-    buf = io.BytesIO()
-    torch.save(opt, buf)
-    buf.seek(0)
-    twin = torch.load(buf, weights_only=False)
+    twin = _copied(opt, "pickle")
     assert twin._explicit_backend is not None and twin._explicit_backend.name == "reference"
 
 
@@ -536,13 +537,7 @@ def test_copy_between_fused_clip_and_step_keeps_the_pending_clip(how):
     opt = fo.SGD([{"params": params, "clip_grad_max_norm": 0.3}], lr=0.1, momentum=0.9)
     set_grads(params, 0)
     opt.clip_grad(fused=True)
-    if how == "deepcopy":
-        twin = copy.deepcopy(opt)
-    else:
-        buf = io.BytesIO()
-        torch.save(opt, buf)
-        buf.seek(0)
-        twin = torch.load(buf, weights_only=False)
+    twin = _copied(opt, how)
     twin_params = twin.param_groups[0]["params"]
     for a, b in zip(params, twin_params):
         if how == "pickle":  # pickling a tensor drops its .grad

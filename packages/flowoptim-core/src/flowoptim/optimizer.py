@@ -69,7 +69,7 @@ from torch import Tensor
 from . import backends as _backends
 from . import distributed as _dist
 from ._validation import validate_options
-from .backends.base import Backend
+from .backends.base import Backend, compute_dtype
 
 __all__ = ["Optimizer"]
 
@@ -125,11 +125,6 @@ _INTERNAL_DIRS = (
 
 def _describe(p: Tensor) -> str:
     return f"tensor of shape {tuple(p.shape)}, dtype {p.dtype}, device {p.device}"
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype a partition's arithmetic runs in: float64 for float64, float32 otherwise."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _state_tensor_problem(p: Tensor, value: Any, exact: bool) -> str | None:
@@ -479,7 +474,7 @@ class Optimizer(torch.optim.Optimizer):
                 scale = None
                 if coef is not None:
                     scale = coef.to(
-                        device=_dist.local(params[0]).device, dtype=_compute_dtype(dtype)
+                        device=_dist.local(params[0]).device, dtype=compute_dtype(dtype)
                     )
                 parts.append((backend, params, [pairs[i][1] for i in idx], scale))
             plan.append((group, parts, layout))
@@ -721,7 +716,7 @@ class Optimizer(torch.optim.Optimizer):
                     for backend, part in parts:
                         # Note [grad_scale]: the compute dtype of the partition, as step()
                         # passes the fused coefficient, so both modes give the same numbers
-                        dtype = _compute_dtype(part[0].dtype)
+                        dtype = compute_dtype(part[0].dtype)
                         backend.scale_(part, coef.to(device=part[0].device, dtype=dtype))
         self._clip_called = True
         return [total for _, _, total, _ in results]

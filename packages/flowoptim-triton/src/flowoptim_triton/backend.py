@@ -59,17 +59,20 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from flowoptim.backends.base import Backend, bias_corrections, derived, f32
+from flowoptim.backends.base import (
+    Backend,
+    adagrad_lr,
+    bias_corrections,
+    compute_dtype,
+    derived,
+    f32,
+)
 
 from . import launch as L
 
 __all__ = ["TritonBackend"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-
-
-def _torch_ct(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _is64(params: Sequence[Tensor]) -> bool:
@@ -181,7 +184,7 @@ class TritonBackend(Backend):
 
     def _scal(self, scalars: dict[str, float], names: tuple[str, ...], p0: Tensor) -> Tensor:
         """The ``scal`` tensor of a partition whose first param is ``p0`` (compute dtype)."""
-        return self.engine.scalars([scalars[n] for n in names], _torch_ct(p0.dtype), p0.device)
+        return self.engine.scalars([scalars[n] for n in names], compute_dtype(p0.dtype), p0.device)
 
     @staticmethod
     def _k():
@@ -345,7 +348,7 @@ class TritonBackend(Backend):
         # Note [LAMB passes]: float32/float64 state is stored by pass 1 (40 bytes/param);
         # fp16/bf16 state is stored by pass 2, which recomputes it from g and the old state
         write1 = dtype in (torch.float32, torch.float64)
-        ct = _torch_ct(dtype)
+        ct = compute_dtype(dtype)
         DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
         eng = self.engine
@@ -475,9 +478,8 @@ class TritonBackend(Backend):
         maximize,
         grad_scale,
     ):
-        lr32, lrd = f32(lr), f32(lr_decay)
-        # in double from the float32 values, then derived-rounded (spec §1.10)
-        clr = derived(lr32 / (1.0 + (step - 1) * lrd), _is64(params))
+        # spec §1.10: in double from the float32 values, then derived-rounded
+        clr = adagrad_lr(lr, lr_decay, step, _is64(params))
         sc = dict(clr=clr, eps=f32(eps), wd=f32(weight_decay))
 
         def args(pl, gs, scal):
@@ -556,7 +558,7 @@ class TritonBackend(Backend):
         kind = int(kind.value if hasattr(kind, "value") else kind)
         ops, _ = L.stage([list(grads)], [False])
         dtype = ops[0][0].dtype
-        ct = _torch_ct(dtype)
+        ct = compute_dtype(dtype)
         DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
         eng = self.engine
         plan = eng.plan("norm", ops)

@@ -78,9 +78,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor
 
-__all__ = ["Backend", "bias_corrections", "derived", "f32"]
+__all__ = ["Backend", "adagrad_lr", "bias_corrections", "compute_dtype", "derived", "f32"]
 
 
 def f32(x: float) -> float:
@@ -96,6 +97,18 @@ def bias_corrections(beta1: float, beta2: float, step: int, enabled: bool) -> tu
     if not enabled:
         return 1.0, 1.0
     return f32(1.0 - beta1**step), f32(1.0 - beta2**step)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a partition's arithmetic runs in (and ``grad_scale``'s, Note [grad_scale]):
+    float64 for float64 tensors, float32 otherwise (fp16/bf16 are computed in float32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def adagrad_lr(lr: float, lr_decay: float, step: int, is64: bool) -> float:
+    """Adagrad's decayed lr ``lr / (1 + (t - 1) * lr_decay)`` of spec §2: in double from the
+    float32 hyperparameters, then :func:`derived` (Note [float64 derived quantities])."""
+    return derived(f32(lr) / (1.0 + (step - 1) * f32(lr_decay)), is64)
 
 
 def derived(x: float, compute_dtype_is_float64: bool) -> float:

@@ -88,7 +88,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Backend, bias_corrections, derived, f32
+from .base import Backend, adagrad_lr, bias_corrections, compute_dtype, derived, f32
 
 __all__ = ["ReferenceBackend"]
 
@@ -126,14 +126,10 @@ def _kernel_takes_inf_step() -> bool:
     return p.item() == -0.5 * 2.0 / math.sqrt(0.25 * 4.0)  # m/sqrt(v), uncorrected: -1
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _scale_one(t: Tensor, coef: Tensor) -> Tensor:
     """``t * coef``: ``t`` upcast to its compute dtype, times ``coef`` in that dtype, rounded to
     ``t``'s dtype (Note [grad_scale]); a new tensor. Never a type promotion of two 0-d tensors."""
-    compute = _compute_dtype(t.dtype)
+    compute = compute_dtype(t.dtype)
     c = coef.to(compute)
     if t.dtype == compute:
         return torch.mul(t, c)  # same dtype, 0-d or not: one correctly rounded product
@@ -145,7 +141,7 @@ def _scaled(grads: list[Tensor], grad_scale: Tensor | None) -> list[Tensor]:
     the values :meth:`ReferenceBackend.scale_` writes in place."""
     if grad_scale is None or not grads:
         return grads
-    compute = _compute_dtype(grads[0].dtype)
+    compute = compute_dtype(grads[0].dtype)
     if all(g.dtype == compute for g in grads):
         return torch._foreach_mul(grads, grad_scale.to(compute))
     return [_scale_one(g, grad_scale) for g in grads]
@@ -682,8 +678,8 @@ class ReferenceBackend(Backend):
     ):
         is64 = params[0].dtype == torch.float64
         grads = _dense(_scaled(grads, grad_scale))
-        lr, lr_decay, wd, eps = f32(lr), f32(lr_decay), f32(weight_decay), f32(eps)
-        clr = derived(lr / (1.0 + (step - 1) * lr_decay), is64)
+        wd, eps = f32(weight_decay), f32(eps)
+        clr = adagrad_lr(lr, lr_decay, step, is64)
         if _HAS_FUSED_ADAGRAD and _fused_ok(params, grads, state_sums):
             # Note [fused CPU kernels]: our clr, so the kernel's lr/(1 + (1-1)*0) is clr
             steps = [torch.tensor(1.0)] * len(params)
@@ -757,9 +753,9 @@ class ReferenceBackend(Backend):
 
     def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
         """``t *= coef`` in place, exactly the values ``grad_scale`` gives (:func:`_scaled`)."""
-        same = [t for t in tensors if t.dtype == _compute_dtype(t.dtype)]
+        same = [t for t in tensors if t.dtype == compute_dtype(t.dtype)]
         for dtype in {t.dtype for t in same}:
             torch._foreach_mul_([t for t in same if t.dtype == dtype], coef.to(dtype))
         for t in tensors:
-            if t.dtype != _compute_dtype(t.dtype):
+            if t.dtype != compute_dtype(t.dtype):
                 t.copy_(_scale_one(t, coef))
