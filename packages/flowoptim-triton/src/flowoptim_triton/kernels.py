@@ -115,6 +115,24 @@ ADADELTA_SCALARS = ("lr", "rho", "one_minus_rho", "eps", "wd")
 
 # ----------------------------------------------------------------------------- helpers
 @triton.jit
+def _adam_scalars(
+    scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
+):
+    """Slots 0-7 of ``ADAM_SCALARS``, shared by Adam and both LAMB passes: beta1, 1 - beta1,
+    beta2, 1 - beta2, bc1, sqrt(bc2), eps, wd."""
+    return (
+        tl.load(scal + 0),
+        tl.load(scal + 1),
+        tl.load(scal + 2),
+        tl.load(scal + 3),
+        tl.load(scal + 4),
+        tl.load(scal + 5),
+        tl.load(scal + 6),
+        tl.load(scal + 7),
+    )
+
+
+@triton.jit
 def _locate(
     chunk_tensor,  # int64[n_chunks]: tensor index of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk within its tensor
@@ -311,13 +329,8 @@ def adam_kernel(
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
-    beta1 = tl.load(scal + 0)
-    one_minus_beta1 = tl.load(scal + 1)
-    beta2 = tl.load(scal + 2)
-    one_minus_beta2 = tl.load(scal + 3)
-    sqrt_bc2 = tl.load(scal + 5)
-    eps = tl.load(scal + 6)
-    wd = tl.load(scal + 7)
+    # bc1 is folded into step_size (slot 9) here
+    beta1, one_minus_beta1, beta2, one_minus_beta2, _bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     step_size = tl.load(scal + 9)
     lr_wd = tl.load(scal + 10)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
@@ -435,14 +448,7 @@ def lamb_pass1_kernel(
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
     vmax_base = _base(vmax_tab, t, DT)
-    beta1 = tl.load(scal + 0)
-    one_minus_beta1 = tl.load(scal + 1)
-    beta2 = tl.load(scal + 2)
-    one_minus_beta2 = tl.load(scal + 3)
-    bc1 = tl.load(scal + 4)
-    sqrt_bc2 = tl.load(scal + 5)
-    eps = tl.load(scal + 6)
-    wd = tl.load(scal + 7)
+    beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     acc_w = tl.zeros([BLOCK], dtype=CT)
     acc_u = tl.zeros([BLOCK], dtype=CT)
@@ -557,14 +563,7 @@ def lamb_pass2_kernel(
     m_base = _base(m_tab, t, DT)
     v_base = _base(v_tab, t, DT)
     vmax_base = _base(vmax_tab, t, DT)
-    beta1 = tl.load(scal + 0)
-    one_minus_beta1 = tl.load(scal + 1)
-    beta2 = tl.load(scal + 2)
-    one_minus_beta2 = tl.load(scal + 3)
-    bc1 = tl.load(scal + 4)
-    sqrt_bc2 = tl.load(scal + 5)
-    eps = tl.load(scal + 6)
-    wd = tl.load(scal + 7)
+    beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     coef = tl.load(lr_trust + t)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     for off in range(start, end, BLOCK):
