@@ -101,18 +101,15 @@ def norm_type_value(label: str, value: Any) -> float:
     return v
 
 
-def _clip_norm_type(label: str, value: Any) -> None:
-    norm_type_value(label, value)
-
-
-#: option name -> check(label, value); unknown options are not checked
+#: option name -> check(label, value) (a return value is ignored); unknown options are not
+#: checked
 RULES: dict[str, Callable[[str, Any], None]] = {
     **_nonneg,
     "betas": _betas,
     "rho": range_rule("rho", 0.0, 1.0, hi_open=False),
     "dampening": range_rule("dampening", 0.0, 1.0, hi_open=False),
     "clip_grad_max_norm": _clip_max_norm,
-    "clip_grad_norm_type": _clip_norm_type,
+    "clip_grad_norm_type": norm_type_value,  # its float is stored by validate_options
     **{
         k: _bool
         for k in (
