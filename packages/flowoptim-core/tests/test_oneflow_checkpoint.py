@@ -313,6 +313,20 @@ def test_a_0d_tensor_whose_meta_has_no_shape(tmp_path, flow_tensor):
     assert load_oneflow_checkpoint(tmp_path)["x"].tolist() == 2.5
 
 
+def test_big_endian_hosts_reverse_each_elements_bytes(tmp_path, flow_tensor, monkeypatch):
+    """``out`` is little-endian; on a big-endian host each element's bytes are reversed. Checked
+    here by pretending the host is big-endian: the values come back byte-reversed."""
+    x = torch.tensor([1.5, -2.0, 3.0e-5], dtype=torch.float64)
+    flow_save(
+        {"x": flow_tensor(x), "b": flow_tensor(torch.tensor([7, 250], dtype=torch.uint8))}, tmp_path
+    )
+    monkeypatch.setattr(sys, "byteorder", "big")
+    out = load_oneflow_checkpoint(tmp_path)
+    expected = torch.frombuffer(bytearray(x.numpy().byteswap().tobytes()), dtype=torch.float64)
+    assert torch.equal(out["x"].view(torch.int64), expected.view(torch.int64))
+    assert out["b"].tolist() == [7, 250]  # one-byte elements: nothing to reverse
+
+
 def test_legacy_per_variable_layout(tmp_path):
     write_tensor_dir(tmp_path / "fc.weight", torch.arange(4.0).reshape(2, 2))
     write_tensor_dir(tmp_path / "fc.bias", torch.tensor([1.0, -1.0]))

@@ -36,15 +36,16 @@ What it does not read
 * the single file OneFlow >= 1.0's ``flow.save`` writes by default (tensors pickled with their
   data and ``oneflow.dtype``), nor a tensor pickled outside ``flow.save`` (``pickle.dump``,
   ``copy.deepcopy``: state ``{"data": ..., "dtype": ...}``). For these, in an environment with
-  OneFlow: ``sd = flow.load(path)``, replace each tensor ``t`` with ``torch.from_numpy(t.numpy())``
-  and ``torch.save`` the result.
+  OneFlow: ``sd = flow.load(path)``, replace each tensor ``t`` with
+  ``torch.from_numpy(t.cpu().numpy())`` and ``torch.save`` the result.
 * a torch file (``flow.load`` also reads those): use ``torch.load``.
 * pickles of protocol 0 or 1, dtypes outside the list above, a ``meta``-less variable (OneFlow
   cannot read one either), and any class besides the tensor classes above and
   ``collections.OrderedDict``: the unpickler refuses it by name and runs no code from the file.
 
-Every error names the bad path or value and what was expected: ``FileNotFoundError`` for a
-missing path, :class:`OneFlowCheckpointError` (a ``ValueError``) for anything else.
+It needs only torch (not numpy, not protobuf). Every error names the bad path or value and what
+was expected: ``FileNotFoundError`` for a missing path, :class:`OneFlowCheckpointError` (a
+``ValueError``) for anything else.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import math
 import os
 import pickle
 import re
@@ -60,7 +62,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -118,16 +119,16 @@ _DATA_TYPE_NUMBERS = {
     "kComplex128": 21,
 }
 _DATA_TYPE_NAMES = {v: k for k, v in _DATA_TYPE_NUMBERS.items()}
-#: the data types OneFlow 0.9.0's loader reads, as little-endian numpy dtypes
-_NUMPY_DTYPES = {
-    "kBool": np.dtype("|b1"),
-    "kFloat": np.dtype("<f4"),
-    "kFloat16": np.dtype("<f2"),
-    "kDouble": np.dtype("<f8"),
-    "kInt8": np.dtype("|i1"),
-    "kInt32": np.dtype("<i4"),
-    "kInt64": np.dtype("<i8"),
-    "kUInt8": np.dtype("|u1"),
+#: the data types OneFlow 0.9.0's loader reads (``convert_oneflow_dtype_to_numpy_dtype``)
+_TORCH_DTYPES = {
+    "kBool": torch.bool,
+    "kFloat": torch.float32,
+    "kFloat16": torch.float16,
+    "kDouble": torch.float64,
+    "kInt8": torch.int8,
+    "kInt32": torch.int32,
+    "kInt64": torch.int64,
+    "kUInt8": torch.uint8,
 }
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(-?\d+)|([{}<>:]))")
@@ -266,22 +267,27 @@ def _read_variable(var_dir: Path) -> Tensor:
             "cannot load such a variable either"
         )
     shape, data_type = _parse_meta(meta_path.read_text(encoding="utf-8"), meta_path)
-    dtype = _NUMPY_DTYPES.get(data_type)
+    dtype = _TORCH_DTYPES.get(data_type)
     if dtype is None:
         raise OneFlowCheckpointError(
             f"{meta_path}: unsupported data_type {data_type} ({_DATA_TYPE_NUMBERS[data_type]}); "
-            f"OneFlow 0.9.0's flow.load reads only {', '.join(_NUMPY_DTYPES)}"
+            f"OneFlow 0.9.0's flow.load reads only {', '.join(_TORCH_DTYPES)}"
         )
-    raw = data_path.read_bytes()
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
+    raw = bytearray(data_path.read_bytes())  # writable, as torch.frombuffer wants
+    itemsize = dtype.itemsize
+    numel = math.prod(shape)
+    if len(raw) != numel * itemsize:
         raise OneFlowCheckpointError(
-            f"{data_path}: has {len(raw)} bytes, expected {expected} for shape {list(shape)} of "
-            f"{data_type} ({dtype.itemsize} bytes each)"
+            f"{data_path}: has {len(raw)} bytes, expected {numel * itemsize} for shape "
+            f"{list(shape)} of {data_type} ({itemsize} bytes each)"
         )
-    array = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    # a writable copy in native byte order: torch.from_numpy takes neither read-only nor swapped
-    return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
+    if numel == 0:
+        return torch.empty(shape, dtype=dtype)
+    if sys.byteorder == "little" or itemsize == 1:
+        return torch.frombuffer(raw, dtype=dtype).reshape(shape)
+    # the bytes are little-endian (module docstring): reverse each element's bytes
+    swapped = torch.frombuffer(raw, dtype=torch.uint8).view(-1, itemsize).flip(-1).contiguous()
+    return swapped.view(dtype).reshape(shape)
 
 
 def _tensor_dir(root: Path, ref: _TensorRef) -> Path:
