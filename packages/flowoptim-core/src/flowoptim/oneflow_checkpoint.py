@@ -21,7 +21,7 @@ files written by a OneFlow install.
   rebuilt with no arguments, whose state is ``{"path": "tensor_<n>"}``: a subdirectory of ``path``
   (``global_tensor_<n>`` for a global tensor saved with ``global_dst_rank``).
 * Each tensor subdirectory holds ``out``, the tensor's elements as raw bytes in C order and the
-  writing machine's byte order (read here as little-endian: every platform OneFlow ships for), and
+  writing machine's byte order (read here as little-endian, that of x86-64 and AArch64), and
   ``meta``, a protobuf **text-format** ``oneflow.VariableMetaInfo``
   (``oneflow/core/framework/variable_meta_info.proto``), e.g. ``shape { dim: 2 dim: 3 }
   data_type: kFloat``. The dtypes are those OneFlow 0.9.0's own loader reads
