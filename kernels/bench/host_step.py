@@ -176,6 +176,41 @@ def profile(name: str, shapes, steps: int) -> None:
     pstats.Stats(pr).sort_stats("tottime").print_stats(30)
 
 
+def breakdown(shapes, repeats: int = 200) -> list[tuple[str, float]]:
+    """Adam's step split into its host phases (best of 5 timeit runs each, us): where the time
+    goes, for the README. The phases overlap (``_plan_step`` contains the three checks)."""
+    import timeit
+
+    from flowoptim_triton import launch as L
+
+    opt, step = make("adam", shapes)
+    for _ in range(20):
+        step()
+    g = opt.param_groups[0]
+    ps = g["params"]
+    be = opt._backend_for(ps[0].device)
+    states = [opt.state[p] for p in ps]
+    grads = [p.grad for p in ps]
+    ops = [ps, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states]]
+    where = (ps[0].device, ps[0].dtype)
+    parts = {
+        "whole step": step,
+        "  phase 1: Optimizer._plan_step": opt._plan_step,
+        "    _check_grads": lambda: opt._check_grads(0, g),
+        "    _check_state": lambda: opt._check_state(0, g, ps, where),
+        "    backend.check_tensors": lambda: be.check_tensors(ps),
+        "  phase 2: Adam._update (backend.adam)": lambda: opt._update(
+            be, g, ps, grads, states, 21, None
+        ),
+        "    launch.stage (layout check)": lambda: L.stage(ops, [True, False, True, True]),
+        "    Engine.plan (cache key, hit)": lambda: be.engine.plan("adam", ops),
+    }
+    return [
+        (k, min(timeit.repeat(f, number=repeats, repeat=5)) / repeats * 1e6)
+        for k, f in parts.items()
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", choices=list(CONFIGS), help="optimizer/mode")
@@ -186,10 +221,17 @@ def main() -> None:
     ap.add_argument("--profile", choices=list(CONFIGS), help="cProfile this config instead")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--ops", action="store_true", help="list the torch ops of one step")
+    ap.add_argument("--breakdown", action="store_true", help="Adam's host phases, timed apart")
     a = ap.parse_args()
     InterpretedFunction.run = _noop_run
     torch.set_num_threads(1)
     wl = workloads(a.width_div)
+    if a.breakdown:
+        res = {n: dict(breakdown(wl[n])) for n in a.tensors or [150, 600]}
+        print(f"{'Adam host phase (us, best of 5)':<42}" + "".join(f"{n:>8}" for n in res))
+        for k in next(iter(res.values())):
+            print(f"{k:<42}" + "".join(f"{r[k]:>8.0f}" for r in res.values()))
+        return
     if a.profile:
         for n in a.tensors or [150]:
             profile(a.profile, wl[n], a.steps)
