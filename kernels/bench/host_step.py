@@ -237,6 +237,11 @@ def main() -> None:
             profile(a.profile, wl[n], a.steps)
         return
     names = a.only or list(CONFIGS)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# torch {torch.__version__}, {os.cpu_count()} CPUs, load average {load} (host timings")
+    print(
+        f"# move with the load: p10 is the least disturbed); median of {a.rounds}x{a.steps} steps"
+    )
     rows = []
     for name in names:
         for n in a.tensors or [150, 600]:
