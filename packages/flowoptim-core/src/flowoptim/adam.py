@@ -59,7 +59,7 @@ class _AdamBase(Optimizer):
             maximize=group["maximize"],
             grad_scale=grad_scale,
         )
-        # dense and sparse gradients may mix in one partition (spec §5a)
+        # dense and sparse gradients may mix in one partition (spec §5)
         for params, grads, states, sparse in split_sparse(params, grads, states):
             exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(params, states, group)
             if sparse:
@@ -93,7 +93,7 @@ class Adam(_AdamBase):
     applies it, and so do we. ``fused`` is accepted for OneFlow code and changes nothing.
 
     Sparse gradients (COO, one sparse dim: ``nn.Embedding(sparse=True)``) update lazily (spec
-    §5a), as OneFlow's lazy Adam and torch's ``SparseAdam``: duplicate rows are summed, the
+    §5), as OneFlow's lazy Adam and torch's ``SparseAdam``: duplicate rows are summed, the
     rows present update as above with the optimizer-wide :math:`t`'s bias corrections (amsgrad
     included), and every other row keeps its parameter, ``exp_avg`` and ``exp_avg_sq`` exactly.
     Weight decay (L2, in :math:`g'`) therefore reaches the rows present only. Dense and sparse
@@ -135,7 +135,7 @@ class AdamW(_AdamBase):
     :math:`\lambda` ``weight_decay`` (default 0, as OneFlow; torch's default is 1e-2).
     Departures from torch.optim.AdamW: the optimizer-wide step, optional bias correction,
     float32 hyperparameters, the weight-decay default. ``fused`` is accepted and changes
-    nothing. Sparse gradients update lazily as in :class:`Adam` (spec §5a): the rows present
+    nothing. Sparse gradients update lazily as in :class:`Adam` (spec §5): the rows present
     only, the decoupled decay :math:`-\eta\lambda p` included (rows absent are not decayed).
     """
 

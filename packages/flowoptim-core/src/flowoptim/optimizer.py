@@ -398,7 +398,7 @@ class Optimizer(torch.optim.Optimizer):
     def _check_sparse_grad(self, gi: int, i: int, p: Tensor, g: Tensor) -> Tensor:
         """Note [sparse gradient checks]
         --------------------------------
-        Spec §5a. A sparse gradient is checked in phase 1 of ``step()`` and of ``clip_grad()``
+        Spec §5. A sparse gradient is checked in phase 1 of ``step()`` and of ``clip_grad()``
         (before anything changes) and comes back coalesced (duplicate rows summed; a new tensor:
         the user's gradient is not modified; an already coalesced one is returned as is): the
         optimizer must support sparse gradients (``support_sparse``), the layout must be COO
@@ -730,7 +730,7 @@ class Optimizer(torch.optim.Optimizer):
                 pairs = self._check_grads(gi, group)
                 coalesced[gi] = [(p, g) for p, g in pairs if g.is_sparse and g is not p.grad]
                 # sparse gradients: the norm of their coalesced values, which are scaled in
-                # place (spec §5a; the coalesced gradient replaces p.grad, see _sparse_values)
+                # place (spec §5; the coalesced gradient replaces p.grad, see _sparse_values)
                 pairs = [_sparse_values(p, g) if g.is_sparse else (p, g) for p, g in pairs]
                 # empty tensors contribute nothing to any norm (and inf/-inf have no identity
                 # over zero elements); a group with only empty grads has total 0 like no grads
@@ -1125,14 +1125,14 @@ def _sparse_values(p: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
     """``(p, values)`` of a coalesced sparse gradient: what clip_grad takes the norm of and
     scales in place (``_values()`` aliases the sparse tensor's storage). The norm of the values
     is the norm of the equivalent dense gradient for every norm type but ``-inf``, where it is
-    the smallest |value| present (spec §5a)."""
+    the smallest |value| present (spec §5)."""
     return p, g._values()
 
 
 def split_sparse(
     params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
 ) -> list[tuple[list[Tensor], list[Tensor], list[dict[str, Any]], bool]]:
-    """A partition split into its dense-gradient and sparse-gradient parts (spec §5a: both may
+    """A partition split into its dense-gradient and sparse-gradient parts (spec §5: both may
     mix in one group): ``[(params, grads, states, is_sparse)]``, non-empty parts only, each
     keeping the partition's order. Used by the ``_update`` of optimizers with
     ``support_sparse``, which call the backend's dense or ``*_sparse`` functional per part."""

@@ -32,7 +32,7 @@ class SGD(Optimizer):
     for OneFlow code and changes nothing: the backend decides how the update runs.
 
     Sparse gradients (COO, one sparse dim: ``nn.Embedding(sparse=True)``) update lazily (spec
-    §5a): duplicate rows are summed, the rows present update as above (their buffer rows
+    §5): duplicate rows are summed, the rows present update as above (their buffer rows
     too, nesterov included) and every other row, and its buffer row, is left exactly as it was,
     as OneFlow's ``support_sparse``. Dense and sparse gradients may mix in a group.
     """
@@ -85,7 +85,7 @@ class SGD(Optimizer):
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
-        # dense and sparse gradients may mix in one partition (spec §5a)
+        # dense and sparse gradients may mix in one partition (spec §5)
         for params, grads, states, sparse in split_sparse(params, grads, states):
             bufs = None
             if group["momentum"] != 0:

@@ -612,7 +612,7 @@ class TritonBackend(Backend):
         for orig, tmp in writeback:
             orig.copy_(tmp)
 
-    # ------------------------------------------------------------------ sparse updates (spec §5a)
+    # ------------------------------------------------------------------ sparse updates (spec §5)
     def sgd_sparse(
         self,
         params,

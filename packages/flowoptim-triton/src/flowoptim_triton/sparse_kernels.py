@@ -1,4 +1,4 @@
-"""Row-gather kernels of the ``triton`` backend for sparse gradients (spec §5a).
+"""Row-gather kernels of the ``triton`` backend for sparse gradients (spec §5).
 
 Launchers live in :mod:`flowoptim_triton.sparse_launch`, the backend methods at the end of
 :class:`flowoptim_triton.backend.TritonBackend`.

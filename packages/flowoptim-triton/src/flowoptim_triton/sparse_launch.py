@@ -1,4 +1,4 @@
-"""Launcher of the ``triton`` backend's row-gather kernels (sparse gradients, spec §5a).
+"""Launcher of the ``triton`` backend's row-gather kernels (sparse gradients, spec §5).
 
 Note [sparse plans]
 -------------------

@@ -74,7 +74,7 @@ optimizer raises before anything is modified.
 
 Note [sparse functionals]
 -------------------------
-Spec §5a. ``sgd_sparse`` and ``adam_sparse`` are the lazy updates for a parameter whose gradient
+Spec §5. ``sgd_sparse`` and ``adam_sparse`` are the lazy updates for a parameter whose gradient
 is a sparse COO tensor with one sparse dimension (an embedding's): only the rows it names are
 read and written, in params and in every state tensor; every other row, and its state, is left
 exactly as it was. The optimizer hands a backend, per parameter, the *coalesced* gradient split
@@ -277,7 +277,7 @@ class Backend:
     ) -> None:
         raise NotImplementedError
 
-    # ---------------------------------------------------------------- sparse updates (spec §5a)
+    # ---------------------------------------------------------------- sparse updates (spec §5)
     def sgd_sparse(
         self,
         params: list[Tensor],
