@@ -60,14 +60,14 @@ class _AdamBase(Optimizer):
             grad_scale=grad_scale,
         )
         # dense and sparse gradients may mix in one partition (spec §5)
-        for params, grads, states, sparse in split_sparse(params, grads, states):
-            exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(params, states, group)
+        for ps, gs, ss, sparse in split_sparse(params, grads, states):
+            exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(ps, ss, group)
             if sparse:
                 backend.adam_sparse(
-                    params, *sparse_parts(grads), exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw
+                    ps, *sparse_parts(gs), exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw
                 )
             else:
-                backend.adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw)
+                backend.adam(ps, gs, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw)
 
 
 class Adam(_AdamBase):

@@ -404,8 +404,9 @@ class Optimizer(torch.optim.Optimizer):
         optimizer must support sparse gradients (``support_sparse``), the layout must be COO
         with exactly one sparse dimension (rows; any dense trailing dims), the parameter must
         be a plain tensor (not a DTensor), shape, dtype and device must be the parameter's, and
-        on the CPU every row index must be in ``[0, p.shape[0])`` (free there: the indices are
-        sorted after coalescing, so it is two reads). On other devices the range is *not*
+        on the CPU every row index must be in ``[0, p.shape[0])`` (checked before coalescing, whose
+        result is undefined otherwise: two reads for a coalesced gradient, one pass over the
+        indices, O(nnz), for an uncoalesced one). On other devices the range is *not*
         checked, because that needs a host sync: gradients made by autograd
         (``nn.Embedding(sparse=True)``) are always in range; a hand-built out-of-range one is
         the caller's error (``torch.sparse.check_sparse_tensor_invariants`` checks it at
@@ -438,17 +439,20 @@ class Optimizer(torch.optim.Optimizer):
                 f"gradient of {where} is sparse with sparse_dim {g.sparse_dim()} (expected 1: "
                 "rows of dim 0, as nn.Embedding(sparse=True) makes; the other dims dense)"
             )
-        g = g.coalesce()
         if g.device.type == "cpu" and g._nnz() > 0:
+            # before coalescing: torch's coalesce of out-of-range indices is undefined (it aborts)
             rows = g._indices()[0]
-            lo, hi = int(rows[0]), int(rows[-1])
+            if g.is_coalesced():  # sorted: two reads
+                lo, hi = int(rows[0]), int(rows[-1])
+            else:
+                lo, hi = (int(x) for x in torch.aminmax(rows))
             if lo < 0 or hi >= p.shape[0]:
                 bad = lo if lo < 0 else hi
                 raise ValueError(
                     f"sparse gradient of {where} has row index {bad}, out of range for a "
                     f"parameter with {p.shape[0]} rows ({_describe(p)})"
                 )
-        return g
+        return g.coalesce()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step; returns what ``closure`` returned, else None.

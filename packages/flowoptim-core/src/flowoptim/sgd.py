@@ -86,11 +86,11 @@ class SGD(Optimizer):
 
     def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
         # dense and sparse gradients may mix in one partition (spec §5)
-        for params, grads, states, sparse in split_sparse(params, grads, states):
+        for ps, gs, ss, sparse in split_sparse(params, grads, states):
             bufs = None
             if group["momentum"] != 0:
                 bufs = []
-                for p, s in zip(params, states):
+                for p, s in zip(ps, ss):
                     if s.get("momentum_buffer") is None:  # momentum switched on later
                         s["momentum_buffer"] = torch.zeros_like(
                             p, memory_format=torch.preserve_format
@@ -106,6 +106,6 @@ class SGD(Optimizer):
                 grad_scale=grad_scale,
             )
             if sparse:
-                backend.sgd_sparse(params, *sparse_parts(grads), bufs, **kw)
+                backend.sgd_sparse(ps, *sparse_parts(gs), bufs, **kw)
             else:
-                backend.sgd(params, grads, bufs, **kw)
+                backend.sgd(ps, gs, bufs, **kw)

@@ -169,4 +169,3 @@ def adam_sparse_kernel(
         if DECOUPLED:
             new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
         tl.store(p_base + poffs, _to_dt(new_p, DT), mask=pmask)
-

@@ -281,7 +281,9 @@ class Backend:
     def sgd_sparse(
         self,
         params: list[Tensor],
-        indices: list[Tensor],  # per param: int64[nnz] distinct sorted rows (Note [sparse functionals])
+        indices: list[
+            Tensor
+        ],  # per param: int64[nnz] distinct sorted rows (Note [sparse functionals])
         values: list[Tensor],  # per param: (nnz, *p.shape[1:]) contiguous, the param's dtype
         momentum_buffers: list[Tensor] | None,  # None iff momentum == 0
         *,
@@ -316,7 +318,9 @@ class Backend:
     def adam_sparse(
         self,
         params: list[Tensor],
-        indices: list[Tensor],  # per param: int64[nnz] distinct sorted rows (Note [sparse functionals])
+        indices: list[
+            Tensor
+        ],  # per param: int64[nnz] distinct sorted rows (Note [sparse functionals])
         values: list[Tensor],  # per param: (nnz, *p.shape[1:]) contiguous, the param's dtype
         exp_avgs: list[Tensor],
         exp_avg_sqs: list[Tensor],
