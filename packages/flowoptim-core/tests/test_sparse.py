@@ -273,3 +273,24 @@ def test_fused_clip_equals_in_place_clip_for_sparse_grads(name, dtype):
     assert torch.equal(p1, p2) and torch.equal(d1, d2)
     for k in s1:
         assert torch.equal(s1[k], s2[k]), k
+
+
+def test_transposed_parameter_and_momentum_switched_on_later():
+    # a non-contiguous parameter (its state preserves the layout): the rows are gathered and
+    # scattered through index ops, whatever the strides
+    base = rand((3, 6), torch.float64, 11)
+    p = base.t().requires_grad_()  # (6, 3), not contiguous
+    q = p.detach().contiguous().requires_grad_()
+    opt_p, opt_q = fo.SGD([p], lr=0.1), fo.SGD([q], lr=0.1)
+    for step, rows in enumerate([[4, 0], [1, 4, 4]]):
+        if step == 1:  # momentum switched on after the first step: buffers created as zeros
+            for o in (opt_p, opt_q):
+                o.param_groups[0]["momentum"] = 0.9
+        g = coo(rows, rand((len(rows), 3), torch.float64, 70 + step), (6, 3))
+        p.grad, q.grad = g, g.clone()
+        opt_p.step()
+        opt_q.step()
+    torch.testing.assert_close(p, q, rtol=1e-15, atol=0)
+    buf = opt_p.state[p]["momentum_buffer"]
+    assert torch.equal(buf[[2, 3, 5]], torch.zeros(3, 3, dtype=torch.float64))
+    torch.testing.assert_close(buf, opt_q.state[q]["momentum_buffer"], rtol=1e-15, atol=0)
