@@ -12,6 +12,7 @@ WHERE = {
     "lamb-decay-inside-norm": ["LAMB"],
     "per-parameter-step": ["Adam", "Adagrad", "LAMB"],
     "clip-per-tensor-norm": ["clip_grad"],
+    "sparse-densified": ["AdamW"],
 }
 
 

@@ -10,6 +10,7 @@ Kinds of case:
 ``optim``  an optimizer (``optimizer``) with ``defaults`` (constructor kwargs), ``groups`` (dicts
            whose ``params`` index ``params``, a list of shapes or arrays) and ``steps`` (``grads``
            per parameter or None, ``lr`` changes, ``clip``: call ``clip_grad`` before the step).
+           A gradient may be sparse: ``{"rows": [...], "values": array}`` (spec §5).
 ``error``  constructing ``optimizer`` (or ``add_param_group``, or a scheduler) must raise.
 ``sched``  a scheduler on a torch.optim.SGD with two groups; expected lrs after construction and
            after every step (also resumed from a state dict or with ``last_step``).
@@ -57,8 +58,10 @@ def build_inputs(case: dict) -> dict:
     """Materialise a case's ``params`` and ``grads``: shapes become seeded float32 values.
 
     A parameter given as a shape gets standard-normal values; a gradient given as ``"rand"`` gets
-    standard-normal values times the case's ``grad_scale`` (default 1); arrays are kept (rounded
-    to float32); None stays None.
+    standard-normal values times the case's ``grad_scale`` (default 1); a sparse gradient
+    ``{"rows": [r, ...]}`` (COO rows of dim 0, repeats allowed, spec §5) gets standard-normal
+    values of shape ``(len(rows), *p.shape[1:])`` and becomes ``{"rows": ..., "values": ...}``;
+    arrays are kept (rounded to float32); None stays None.
     """
     rng = _rng(case["id"])
     out = dict(case)
@@ -79,6 +82,9 @@ def build_inputs(case: dict) -> dict:
                 grads.append(None)
             elif isinstance(g, str) and g == "rand":
                 grads.append(_f32(rng.standard_normal(p.shape) * scale))
+            elif isinstance(g, dict):  # sparse: {"rows": [...]} (spec §5)
+                vals = rng.standard_normal((len(g["rows"]), *p.shape[1:])) * scale
+                grads.append({"rows": list(g["rows"]), "values": _f32(vals)})
             else:
                 grads.append(_f32(np.broadcast_to(np.asarray(g, dtype=np.float64), p.shape)))
         s["grads"] = grads
@@ -450,6 +456,67 @@ def clip_cases() -> list[dict]:
     return cases
 
 
+# ---------------------------------------------------------------------------- sparse (spec §5)
+def _rows(*rows: int) -> dict:
+    return {"rows": list(rows)}
+
+
+#: six steps over a (6, 3), a (4,) and a (3, 2, 2) parameter: row sets with repeats, an empty
+#: gradient (nnz 0), every row present (shuffled), dense and sparse gradients mixed in the group
+#: and across steps on the same parameter, and steps without a gradient
+SPARSE_STEPS = [
+    {"grads": [_rows(4, 1, 4, 0), "rand", _rows(2)]},
+    {"grads": [_rows(), _rows(3, 0), _rows(0, 0)]},
+    {"grads": ["rand", _rows(1), None]},
+    {"grads": [_rows(5, 2, 3, 0, 1, 4), None, _rows(1, 2, 0)]},
+    {"grads": [_rows(2, 2, 2), "rand", "rand"]},
+    {"grads": [None, _rows(0, 1, 2, 3, 0), _rows(2, 1)]},
+]
+#: the option variants run with sparse gradients (names from VARIANTS)
+SPARSE_VARIANTS = {
+    "SGD": ["plain", "maximize-momentum-dampening-weight-decay", "nesterov-weight-decay"],
+    "Adam": ["plain", "maximize-amsgrad-weight-decay", "all-options"],
+    "AdamW": ["weight-decay", "all-options", "maximize-weight-decay"],
+}
+
+
+def sparse_cases(family: str) -> list[dict]:
+    """Lazy updates with sparse gradients (spec §5) for the families with ``support_sparse``."""
+    slug = FAMILY_SLUG[family]
+    kws = dict(VARIANTS[family])
+    cases = []
+    for name in SPARSE_VARIANTS[family]:
+        cases.append(_optim(f"{slug}-sparse-{name}", family, kws[name], [{"params": [0, 1, 2]}],
+                            [(6, 3), (4,), (3, 2, 2)], SPARSE_STEPS))  # fmt: skip
+    # every row present at every step: the dense update (spec §5)
+    cases.append(
+        _optim(
+            f"{slug}-sparse-all-rows",
+            family,
+            kws[SPARSE_VARIANTS[family][1]],
+            [{"params": [0]}],
+            [(4, 2)],
+            [{"grads": [_rows(3, 1, 0, 2)]}, {"grads": [_rows(0, 1, 2, 3, 3)]}],
+        )
+    )
+    return cases
+
+
+def sparse_clip_cases() -> list[dict]:
+    """``clip_grad`` over sparse gradients: the norm of their coalesced values (spec §5)."""
+    cases = []
+    steps = [{"grads": [_rows(4, 1, 4), "rand"]}, {"grads": [_rows(0, 5, 2, 3, 1, 4), None]},
+             {"grads": [_rows(), "rand"]}]  # fmt: skip
+    for name, nt in CLIP_NORMS:
+        for fused in (False, True):
+            grp = {"clip_grad_max_norm": 0.5, "clip_grad_norm_type": nt}
+            cases.append(_optim(f"clip-sparse-norm{name}" + ("-fused" if fused else ""), "Adam",
+                                dict(lr=0.01, weight_decay=0.1), [{"params": [0, 1], **grp}],
+                                [(6, 2), (3,)], [dict(s, clip={"fused": fused}) for s in steps],
+                                family="clip_grad"))  # fmt: skip
+    return cases
+
+
 # ---------------------------------------------------------------------------- errors (spec §1.7)
 ERRORS: dict[str, list[tuple[str, dict, object]]] = {
     "common": [("lr-negative", dict(lr=-0.1), -0.1),
@@ -682,8 +749,11 @@ def all_cases() -> list[dict]:
     cases = []
     for family in FAMILY_SLUG:
         cases += optimizer_cases(family)
+        if family in SPARSE_VARIANTS:
+            cases += sparse_cases(family)
         cases += error_cases(family)
     cases += clip_cases()
+    cases += sparse_clip_cases()
     cases += sched_cases()
     ids = [c["id"] for c in cases]
     dup = {i for i in ids if ids.count(i) > 1}

@@ -49,6 +49,8 @@ __all__ = [
     "STATE_KEYS",
     "bias_corrections",
     "clip_grads",
+    "coalesce",
+    "dense_of",
     "f32",
     "grad_norm",
     "one_minus",
@@ -335,6 +337,58 @@ def clip_grads(grads: Sequence[Array], max_norm: float, norm_type: float = 2.0):
         return total, [np.asarray(g, dtype=np.float64) * coef for g in grads]
 
 
+# ---------------------------------------------------------------------------- sparse (spec §5)
+def _is_sparse(g) -> bool:
+    return isinstance(g, dict)
+
+
+def _sparse_in(store: Store, g: dict) -> dict:
+    """A sparse gradient ``{"rows", "values"}`` as stored (values rounded by ``store``)."""
+    return {"rows": [int(r) for r in g["rows"]],
+            "values": _st(store, np.asarray(g["values"], dtype=np.float64))}  # fmt: skip
+
+
+def coalesce(g: dict, store: Store = None) -> tuple[list[int], Array]:
+    """``(rows, values)``: the distinct rows, sorted, and each row's values summed (in order of
+    appearance: elementwise additions, exactly defined; Note [machine-independent formulas]),
+    rounded by ``store`` as a coalesced tensor of the parameter's dtype stores them."""
+    vals = np.asarray(g["values"], dtype=np.float64)
+    sums: dict[int, Array] = {}
+    for r, v in zip(g["rows"], vals, strict=True):
+        sums[r] = v.copy() if r not in sums else sums[r] + v
+    rows = sorted(sums)
+    shape = (len(rows), *vals.shape[1:])
+    out = np.stack([sums[r] for r in rows]) if rows else np.zeros(shape)
+    return rows, _st(store, out)
+
+
+def dense_of(g: dict, shape: Sequence[int]) -> Array:
+    """The dense gradient equivalent to a sparse one (duplicates summed, zeros elsewhere)."""
+    rows, vals = coalesce(g)
+    out = np.zeros(tuple(shape), dtype=np.float64)
+    for r, v in zip(rows, vals, strict=True):
+        out[r] = v
+    return out
+
+
+def _lazy_update(family: str, p: Array, g: dict, tensors: dict, t: int, opts: dict,
+                 store: Store) -> Array:  # fmt: skip
+    """The lazy update of spec §5: the dense formula on the rows present (coalesced), every other
+    row of ``p`` and of each state tensor unchanged. Updates ``tensors`` in place."""
+    rows, vals = coalesce(g, store)
+    if not rows:
+        return p
+    sub = {k: v[rows] for k, v in tensors.items()}
+    new_rows = _st(store, UPDATES[family](p[rows], vals, sub, t=t, **opts))
+    new_p = p.copy()
+    new_p[rows] = new_rows
+    for k, v in sub.items():
+        full = tensors[k].copy()
+        full[rows] = _st(store, v)
+        tensors[k] = full
+    return new_p
+
+
 # ---------------------------------------------------------------------------- optimizer simulation
 def _group_options(family: str, defaults: dict, group: dict) -> dict:
     opts = dict(DEFAULTS[family])
@@ -354,7 +408,8 @@ def simulate(
     """Run ``steps`` of optimizer ``family`` and return what each step should leave behind.
 
     ``groups`` are param-group dicts whose ``params`` are indices into ``params``; ``defaults`` the
-    constructor's keyword arguments. Each step is a dict with ``grads`` (one array or None per
+    constructor's keyword arguments. Each step is a dict with ``grads`` (one array, a sparse
+    ``{"rows", "values"}`` (spec §5: a lazy update of the rows present), or None per
     parameter), optionally ``lr`` (``{group index: new lr}`` set before the step), ``clip``
     (``{"error_if_nonfinite": bool, "fused": bool}``: call ``clip_grad`` before the step) and
     ``update`` (False: only clip). Returns one dict per step: ``params``, ``state`` (per parameter:
@@ -369,7 +424,8 @@ def simulate(
     for step in steps:
         for gi, lr in (step.get("lr") or {}).items():
             group_opts[int(gi)]["lr"] = lr
-        grads = [None if g is None else _st(store, np.asarray(g, dtype=np.float64))
+        grads = [None if g is None else _sparse_in(store, g) if _is_sparse(g)
+                 else _st(store, np.asarray(g, dtype=np.float64))
                  for g in step["grads"]]  # fmt: skip
         rec: dict = {}
         clip = step.get("clip")
@@ -379,13 +435,24 @@ def simulate(
                 if opts.get("clip_grad_max_norm") is None:
                     continue
                 idx = [i for i in group["params"] if grads[i] is not None]
+                # a sparse gradient contributes its coalesced values and is replaced by the
+                # coalesced gradient, its values scaled (spec §5); empty values count for nothing
+                norm_in = {i: coalesce(grads[i], store) if _is_sparse(grads[i]) else None
+                           for i in idx}  # fmt: skip
+                arrays = [norm_in[i][1] if norm_in[i] else grads[i] for i in idx]
+                if any(norm_in.values()):
+                    idx = [i for i, a in zip(idx, arrays, strict=True) if a.size]
+                    arrays = [a for a in arrays if a.size]
                 total, scaled = clip_grads(
-                    [grads[i] for i in idx], float(opts["clip_grad_max_norm"]),
+                    arrays, float(opts["clip_grad_max_norm"]),
                     float(opts.get("clip_grad_norm_type", 2.0)),
                 )  # fmt: skip
                 totals.append(total)
                 for i, g in zip(idx, scaled, strict=True):
-                    clipped[i] = _st(store, g)
+                    if norm_in[i]:
+                        clipped[i] = {"rows": norm_in[i][0], "values": _st(store, g)}
+                    else:
+                        clipped[i] = _st(store, g)
             rec["totals"] = totals
             nonfinite = any(not math.isfinite(x) for x in totals)
             if clip.get("error_if_nonfinite") and nonfinite:
@@ -394,6 +461,8 @@ def simulate(
             else:
                 rec["grads"] = grads if clip.get("fused") else clipped
                 grads = clipped
+            rec["grads"] = [dense_of(g, p.shape) if _is_sparse(g) else g
+                            for g, p in zip(rec["grads"], params, strict=True)]  # fmt: skip
         if step.get("update", True) and "raises" not in rec:
             t += 1
             for group, opts in zip(groups, group_opts, strict=True):
@@ -404,7 +473,10 @@ def simulate(
                         state[i] = {k: _st(store, v) for k, v in
                                     _init_state(family, opts, params[i]).items()}  # fmt: skip
                     tensors = {k: v for k, v in state[i].items() if k != "step"}
-                    new_p = UPDATES[family](params[i], grads[i], tensors, t=t, **opts)
+                    if _is_sparse(grads[i]):
+                        new_p = _lazy_update(family, params[i], grads[i], tensors, t, opts, store)
+                    else:
+                        new_p = UPDATES[family](params[i], grads[i], tensors, t=t, **opts)
                     params[i] = _st(store, new_p)
                     state[i] = {k: _st(store, v) for k, v in tensors.items()}
                     state[i]["step"] = t

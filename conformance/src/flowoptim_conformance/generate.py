@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import formulas
 from .cases import all_cases, build_inputs, file_of
-from .encoding import enc, enc_array
+from .encoding import enc, enc_array, enc_grad
 
 __all__ = ["FORMAT", "VECTORS_DIR", "build_vectors", "main"]
 
@@ -48,7 +48,7 @@ def _optim_vector(case: dict) -> dict:
     every = max(p.size for p in c["params"]) <= BIG_STATE
     steps = []
     for k, (step, exp) in enumerate(zip(c["steps"], expected, strict=True)):
-        s = {"grads": [None if g is None else enc_array(g) for g in step["grads"]]}
+        s = {"grads": [enc_grad(g) for g in step["grads"]]}
         for key in ("lr", "clip", "update"):
             if key in step:
                 s[key] = step[key] if key != "lr" else {str(k): v for k, v in step[key].items()}

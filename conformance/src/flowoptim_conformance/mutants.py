@@ -19,6 +19,7 @@ __all__ = [
     "ClipPerTensorNorm",
     "LambDecayInsideNorm",
     "PerParameterStep",
+    "SparseDensified",
 ]
 
 
@@ -120,9 +121,22 @@ class ClipPerTensorNorm(ReferenceBackend):
 
 
 #: every mutant by a short name
+class SparseDensified(ReferenceBackend):
+    """Sparse gradients updated as the equivalent dense gradient (what flowoptim did before spec
+    §5's lazy updates): every row's moments decay and AdamW's decay reaches every row."""
+
+    name = "mutant-sparse-densified"
+
+    def adam_sparse(self, params, indices, values, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw):
+        grads = [torch.zeros_like(p).index_add_(0, ix, v)
+                 for p, ix, v in zip(params, indices, values, strict=True)]  # fmt: skip
+        self.adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw)
+
+
 MUTANTS = {
     "adagrad-eps-inside-sqrt": AdagradEpsInsideSqrt,
     "lamb-decay-inside-norm": LambDecayInsideNorm,
     "per-parameter-step": PerParameterStep,
     "clip-per-tensor-norm": ClipPerTensorNorm,
+    "sparse-densified": SparseDensified,
 }

@@ -75,6 +75,9 @@ class TorchAdapter:
     """The runner's subject interface on top of torch.optim (informational)."""
 
     informational = True
+    #: torch.optim.SGD/Adam/AdamW update sparse gradients densely (momentum, decay and moments
+    #: reach every row) or refuse them; SparseAdam is a separate, sparse-only class: n/a (spec §5)
+    lazy_sparse = False
 
     def __init__(self, label: str = "torch.optim") -> None:
         self.label = label

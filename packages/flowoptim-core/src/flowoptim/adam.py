@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from ._adam_common import adam_state_lists, init_adam_state, lazy_adam_state, required_adam_state
 from .backends.base import Backend
-from .optimizer import Optimizer
+from .optimizer import Optimizer, sparse_parts, split_sparse
 
 __all__ = ["Adam", "AdamW"]
 
@@ -45,14 +45,8 @@ class _AdamBase(Optimizer):
         init_adam_state(p, state, group)
 
     def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
-        exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(params, states, group)
         beta1, beta2 = group["betas"]
-        backend.adam(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            max_exp_avg_sqs,
+        kw = dict(
             step=step,
             lr=group["lr"],
             beta1=beta1,
@@ -65,6 +59,15 @@ class _AdamBase(Optimizer):
             maximize=group["maximize"],
             grad_scale=grad_scale,
         )
+        # dense and sparse gradients may mix in one partition (spec §5)
+        for ps, gs, ss, sparse in split_sparse(params, grads, states):
+            exp_avgs, exp_avg_sqs, max_exp_avg_sqs = adam_state_lists(ps, ss, group)
+            if sparse:
+                backend.adam_sparse(
+                    ps, *sparse_parts(gs), exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw
+                )
+            else:
+                backend.adam(ps, gs, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, **kw)
 
 
 class Adam(_AdamBase):
@@ -88,7 +91,13 @@ class Adam(_AdamBase):
     ``do_bias_correction=False`` turns bias correction off; hyperparameters act as float32
     (OneFlow's C ``float``). OneFlow's reference text shows no bias correction; OneFlow 0.9.0
     applies it, and so do we. ``fused`` is accepted for OneFlow code and changes nothing.
-    Sparse gradients are supported: they update as the equivalent dense gradient (not lazily).
+
+    Sparse gradients (COO, one sparse dim: ``nn.Embedding(sparse=True)``) update lazily (spec
+    §5), as OneFlow's lazy Adam and torch's ``SparseAdam``: duplicate rows are summed, the
+    rows present update as above with the optimizer-wide :math:`t`'s bias corrections (amsgrad
+    included), and every other row keeps its parameter, ``exp_avg`` and ``exp_avg_sq`` exactly.
+    Weight decay (L2, in :math:`g'`) therefore reaches the rows present only. Dense and sparse
+    gradients may mix in a group.
     """
 
     _torch_fixed: ClassVar[dict[str, Any]] = {"decoupled_weight_decay": False}
@@ -126,7 +135,8 @@ class AdamW(_AdamBase):
     :math:`\lambda` ``weight_decay`` (default 0, as OneFlow; torch's default is 1e-2).
     Departures from torch.optim.AdamW: the optimizer-wide step, optional bias correction,
     float32 hyperparameters, the weight-decay default. ``fused`` is accepted and changes
-    nothing. Sparse gradients update as the equivalent dense gradient.
+    nothing. Sparse gradients update lazily as in :class:`Adam` (spec §5): the rows present
+    only, the decoupled decay :math:`-\eta\lambda p` included (rows absent are not decayed).
     """
 
     _decoupled = True

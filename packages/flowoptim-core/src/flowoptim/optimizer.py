@@ -377,21 +377,16 @@ class Optimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ step
     def _check_grads(self, gi: int, group: dict[str, Any]) -> list[tuple[Tensor, Tensor]]:
+        """``(param, grad)`` for every parameter of the group that has a gradient, checked
+        (phase 1, Note [step phases]); a sparse gradient comes back coalesced (Note [sparse
+        gradient checks])."""
         pairs = []
         for i, p in enumerate(group["params"]):
             g = p.grad
             if g is None:
                 continue
-            if g.is_sparse:
-                if not self.support_sparse:
-                    raise RuntimeError(
-                        f"{type(self).__name__} does not support sparse gradients (param {i} "
-                        f"of group {gi}: {_describe(p)}); use SGD, Adam or AdamW, or a dense "
-                        "gradient"
-                    )
-                # Note: sparse gradients update as the equivalent dense gradient (zeros where
-                # no index is present); see the class docs of SGD, Adam and AdamW.
-                g = g.coalesce().to_dense()
+            if g.layout != torch.strided:
+                g = self._check_sparse_grad(gi, i, p, g)
             if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
                 raise ValueError(
                     f"gradient of param {i} of group {gi} does not match its parameter: grad "
@@ -399,6 +394,65 @@ class Optimizer(torch.optim.Optimizer):
                 )
             pairs.append((p, g))
         return pairs
+
+    def _check_sparse_grad(self, gi: int, i: int, p: Tensor, g: Tensor) -> Tensor:
+        """Note [sparse gradient checks]
+        --------------------------------
+        Spec §5. A sparse gradient is checked in phase 1 of ``step()`` and of ``clip_grad()``
+        (before anything changes) and comes back coalesced (duplicate rows summed; a new tensor:
+        the user's gradient is not modified; an already coalesced one is returned as is): the
+        optimizer must support sparse gradients (``support_sparse``), the layout must be COO
+        with exactly one sparse dimension (rows; any dense trailing dims), the parameter must
+        be a plain tensor (not a DTensor), shape, dtype and device must be the parameter's, and
+        on the CPU every row index must be in ``[0, p.shape[0])`` (checked before coalescing, whose
+        result is undefined otherwise: two reads for a coalesced gradient, one pass over the
+        indices, O(nnz), for an uncoalesced one). On other devices the range is *not*
+        checked, because that needs a host sync: gradients made by autograd
+        (``nn.Embedding(sparse=True)``) are always in range; a hand-built out-of-range one is
+        the caller's error (``torch.sparse.check_sparse_tensor_invariants`` checks it at
+        construction). Coalescing an uncoalesced gradient on CUDA synchronises inside torch
+        (the new nnz must reach the host); a coalesced one costs nothing."""
+        name = type(self).__name__
+        where = f"param {i} of group {gi}"
+        if not self.support_sparse:
+            raise RuntimeError(
+                f"{name} does not support sparse gradients ({where}: {_describe(p)}); use "
+                "SGD, Adam or AdamW, or a dense gradient"
+            )
+        if g.layout != torch.sparse_coo:
+            raise ValueError(
+                f"gradient of {where} has layout {g.layout}; {name} takes dense gradients or "
+                "sparse COO gradients (torch.sparse_coo) with one sparse dimension"
+            )
+        if _dist.is_dtensor(p):
+            raise ValueError(
+                f"gradient of {where} is sparse but the parameter is a DTensor; sparse "
+                "gradients are supported for plain tensors only"
+            )
+        if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+            raise ValueError(
+                f"gradient of {where} does not match its parameter: grad {_describe(g)} "
+                f"(sparse), param {_describe(p)}"
+            )
+        if g.sparse_dim() != 1:
+            raise ValueError(
+                f"gradient of {where} is sparse with sparse_dim {g.sparse_dim()} (expected 1: "
+                "rows of dim 0, as nn.Embedding(sparse=True) makes; the other dims dense)"
+            )
+        if g.device.type == "cpu" and g._nnz() > 0:
+            # before coalescing: torch's coalesce of out-of-range indices is undefined (it aborts)
+            rows = g._indices()[0]
+            if g.is_coalesced():  # sorted: two reads
+                lo, hi = int(rows[0]), int(rows[-1])
+            else:
+                lo, hi = (int(x) for x in torch.aminmax(rows))
+            if lo < 0 or hi >= p.shape[0]:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"sparse gradient of {where} has row index {bad}, out of range for a "
+                    f"parameter with {p.shape[0]} rows ({_describe(p)})"
+                )
+        return g.coalesce()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step; returns what ``closure`` returned, else None.
@@ -672,12 +726,16 @@ class Optimizer(torch.optim.Optimizer):
             )
             return []
         results = []
+        # group index -> (param, coalesced grad) for sparse grads that were not coalesced
+        coalesced: dict[int, list[tuple[Tensor, Tensor]]] = {}
         with torch.no_grad():
             for gi, group in clipped:
                 norm_type = float(group.get("clip_grad_norm_type", 2.0))
-                if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
-                    raise RuntimeError(f"clip_grad does not support sparse gradients (group {gi})")
                 pairs = self._check_grads(gi, group)
+                coalesced[gi] = [(p, g) for p, g in pairs if g.is_sparse and g is not p.grad]
+                # sparse gradients: the norm of their coalesced values, which are scaled in
+                # place (spec §5; the coalesced gradient replaces p.grad, see _sparse_values)
+                pairs = [_sparse_values(p, g) if g.is_sparse else (p, g) for p, g in pairs]
                 # empty tensors contribute nothing to any norm (and inf/-inf have no identity
                 # over zero elements); a group with only empty grads has total 0 like no grads
                 pairs = [(p, g) for p, g in pairs if g.numel() > 0]
@@ -713,6 +771,8 @@ class Optimizer(torch.optim.Optimizer):
                 if fused:
                     self._pending_clip[gi] = coef
                 else:
+                    for p, g in coalesced.pop(gi, ()):
+                        p.grad = g  # the same numbers, coalesced: scaled through its values
                     for backend, part in parts:
                         # Note [grad_scale]: the compute dtype of the partition, as step()
                         # passes the fused coefficient, so both modes give the same numbers
@@ -1063,6 +1123,44 @@ def _as_step(value: Any, what: str) -> int:
     if not math.isfinite(value) or value < 0 or value != int(value):
         raise ValueError(f"{what} is {value!r} (expected a whole number >= 0)")
     return int(value)
+
+
+def _sparse_values(p: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """``(p, values)`` of a coalesced sparse gradient: what clip_grad takes the norm of and
+    scales in place (``_values()`` aliases the sparse tensor's storage). The norm of the values
+    is the norm of the equivalent dense gradient for every norm type but ``-inf``, where it is
+    the smallest |value| present (spec §5)."""
+    return p, g._values()
+
+
+def split_sparse(
+    params: list[Tensor], grads: list[Tensor], states: list[dict[str, Any]]
+) -> list[tuple[list[Tensor], list[Tensor], list[dict[str, Any]], bool]]:
+    """A partition split into its dense-gradient and sparse-gradient parts (spec §5: both may
+    mix in one group): ``[(params, grads, states, is_sparse)]``, non-empty parts only, each
+    keeping the partition's order. Used by the ``_update`` of optimizers with
+    ``support_sparse``, which call the backend's dense or ``*_sparse`` functional per part."""
+    sparse = [i for i, g in enumerate(grads) if g.is_sparse]
+    if not sparse:
+        return [(params, grads, states, False)]
+    out = []
+    for flag in (False, True):
+        idx = sparse if flag else [i for i, g in enumerate(grads) if not g.is_sparse]
+        if idx:
+            out.append(([params[i] for i in idx], [grads[i] for i in idx],
+                        [states[i] for i in idx], flag))  # fmt: skip
+    return out
+
+
+def sparse_parts(grads: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """``(indices, values)`` of coalesced sparse gradients, as the backends' ``*_sparse``
+    functionals take them (Note [sparse functionals] in ``flowoptim.backends.base``)."""
+    indices = [g._indices()[0] for g in grads]
+    values = [g._values() for g in grads]
+    return (
+        [ix if ix.is_contiguous() else ix.contiguous() for ix in indices],
+        [v if v.is_contiguous() else v.contiguous() for v in values],
+    )
 
 
 _HAS_NORM_REDUCE: dict[type, bool] = {}  # backend class -> its lamb() takes norm_reduce

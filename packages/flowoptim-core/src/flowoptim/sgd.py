@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .backends.base import Backend
-from .optimizer import Optimizer
+from .optimizer import Optimizer, sparse_parts, split_sparse
 
 __all__ = ["SGD"]
 
@@ -29,8 +29,12 @@ class SGD(Optimizer):
     (with :math:`\mu = 0` that is plain SGD: no buffer is created); torch.optim refuses it, so
     it warns once per optimizer. Departures from OneFlow: ``maximize`` negates the gradient
     before weight decay also without momentum (OneFlow ignores it there). ``fused`` is accepted
-    for OneFlow code and changes nothing: the backend decides how the update runs. Sparse
-    gradients are supported: they update as the equivalent dense gradient.
+    for OneFlow code and changes nothing: the backend decides how the update runs.
+
+    Sparse gradients (COO, one sparse dim: ``nn.Embedding(sparse=True)``) update lazily (spec
+    §5): duplicate rows are summed, the rows present update as above (their buffer rows
+    too, nesterov included) and every other row, and its buffer row, is left exactly as it was,
+    as OneFlow's ``support_sparse``. Dense and sparse gradients may mix in a group.
     """
 
     support_sparse = True
@@ -81,22 +85,27 @@ class SGD(Optimizer):
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     def _update(self, backend, group, params, grads, states, step, grad_scale) -> None:
-        bufs = None
-        if group["momentum"] != 0:
-            bufs = []
-            for p, s in zip(params, states):
-                if s.get("momentum_buffer") is None:  # momentum switched on after the first steps
-                    s["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                bufs.append(s["momentum_buffer"])
-        backend.sgd(
-            params,
-            grads,
-            bufs,
-            lr=group["lr"],
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            weight_decay=group["weight_decay"],
-            nesterov=group["nesterov"],
-            maximize=group["maximize"],
-            grad_scale=grad_scale,
-        )
+        # dense and sparse gradients may mix in one partition (spec §5)
+        for ps, gs, ss, sparse in split_sparse(params, grads, states):
+            bufs = None
+            if group["momentum"] != 0:
+                bufs = []
+                for p, s in zip(ps, ss):
+                    if s.get("momentum_buffer") is None:  # momentum switched on later
+                        s["momentum_buffer"] = torch.zeros_like(
+                            p, memory_format=torch.preserve_format
+                        )
+                    bufs.append(s["momentum_buffer"])
+            kw = dict(
+                lr=group["lr"],
+                momentum=group["momentum"],
+                dampening=group["dampening"],
+                weight_decay=group["weight_decay"],
+                nesterov=group["nesterov"],
+                maximize=group["maximize"],
+                grad_scale=grad_scale,
+            )
+            if sparse:
+                backend.sgd_sparse(ps, *sparse_parts(gs), bufs, **kw)
+            else:
+                backend.sgd(ps, gs, bufs, **kw)

@@ -613,3 +613,162 @@ class TritonBackend(Backend):
         )
         for orig, tmp in writeback:
             orig.copy_(tmp)
+
+    # ------------------------------------------------------------------ sparse updates (spec §5)
+    def sgd_sparse(
+        self,
+        params,
+        indices,
+        values,
+        momentum_buffers,
+        *,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov,
+        maximize,
+        grad_scale,
+    ):
+        """Lazy SGD: one row-gather launch (Note [row-gather addressing] in
+        :mod:`flowoptim_triton.sparse_kernels`); odd layouts gather and scatter instead."""
+        from . import sparse_kernels as SK
+        from . import sparse_launch as SL
+
+        if not SL.rows_addressable(params, momentum_buffers):
+            return super().sgd_sparse(
+                params, indices, values, momentum_buffers, lr=lr, momentum=momentum,
+                dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
+                maximize=maximize, grad_scale=grad_scale,
+            )  # fmt: skip
+        keep = [i for i, v in enumerate(values) if v.numel() > 0]
+        if not keep:
+            return
+        has_m = momentum_buffers is not None
+        ps = [params[i] for i in keep]
+        operands = [ps, [values[i] for i in keep]]
+        if has_m:
+            operands.append([momentum_buffers[i] for i in keep])
+        self.check_tensors(ps[:1])
+        is64 = _is64(ps)
+        sc = dict(
+            lr=f32(lr),
+            momentum=f32(momentum),
+            one_minus_dampening=derived(1.0 - f32(dampening), is64),
+            wd=f32(weight_decay),
+        )
+        scal = self._scal(sc, self._k().SGD_SCALARS, ps[0])
+        gs, has_gs = self._scale_arg(grad_scale, ps[0].device)
+        pl = SL.build_sparse_plan(
+            ps, operands, [indices[i] for i in keep], operands[1], self.engine.chunk
+        )
+        t = pl.tables
+        SL.launch_sparse(
+            self.engine,
+            SK.sgd_sparse_kernel,
+            pl,
+            (
+                t[0],
+                t[1],
+                t[2] if has_m else t[0],
+                t[-1],
+                pl.row_len,
+                pl.n_rows,
+                pl.chunk_tensor,
+                pl.chunk_start,
+                pl.sizes,
+                gs if has_gs else pl.sizes,
+                scal,
+                pl.chunk,
+            ),
+            dict(
+                HAS_MOMENTUM=has_m,
+                NESTEROV=bool(nesterov) and has_m,
+                MAXIMIZE=bool(maximize),
+                HAS_GRAD_SCALE=has_gs,
+                DT=L.tl_dtype(ps[0].dtype),
+                CT=L.compute_dtype(ps[0].dtype),
+            ),
+        )
+
+    def adam_sparse(
+        self,
+        params,
+        indices,
+        values,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        *,
+        step,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled_weight_decay,
+        amsgrad,
+        do_bias_correction,
+        maximize,
+        grad_scale,
+    ):
+        """Lazy Adam/AdamW: one row-gather launch (Note [row-gather addressing] in
+        :mod:`flowoptim_triton.sparse_kernels`); odd layouts gather and scatter instead."""
+        from . import sparse_kernels as SK
+        from . import sparse_launch as SL
+
+        amsgrad = bool(amsgrad) and max_exp_avg_sqs is not None
+        if not SL.rows_addressable(params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+            return super().adam_sparse(
+                params, indices, values, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step,
+                lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+                decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad,
+                do_bias_correction=do_bias_correction, maximize=maximize, grad_scale=grad_scale,
+            )  # fmt: skip
+        keep = [i for i, v in enumerate(values) if v.numel() > 0]
+        if not keep:
+            return
+        ps = [params[i] for i in keep]
+        operands = [ps, [values[i] for i in keep], [exp_avgs[i] for i in keep],
+                    [exp_avg_sqs[i] for i in keep]]  # fmt: skip
+        if amsgrad:
+            operands.append([max_exp_avg_sqs[i] for i in keep])
+        self.check_tensors(ps[:1])
+        s = self._adam_scalars(
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(ps)
+        )
+        scal = self._scal(s, self._k().ADAM_SCALARS, ps[0])
+        gs, has_gs = self._scale_arg(grad_scale, ps[0].device)
+        pl = SL.build_sparse_plan(
+            ps, operands, [indices[i] for i in keep], operands[1], self.engine.chunk
+        )
+        t = pl.tables
+        SL.launch_sparse(
+            self.engine,
+            SK.adam_sparse_kernel,
+            pl,
+            (
+                t[0],
+                t[1],
+                t[2],
+                t[3],
+                t[4] if amsgrad else t[3],
+                t[-1],
+                pl.row_len,
+                pl.n_rows,
+                pl.chunk_tensor,
+                pl.chunk_start,
+                pl.sizes,
+                gs if has_gs else pl.sizes,
+                scal,
+                pl.chunk,
+            ),
+            dict(
+                AMSGRAD=amsgrad,
+                DECOUPLED=bool(decoupled_weight_decay),
+                MAXIMIZE=bool(maximize),
+                HAS_GRAD_SCALE=has_gs,
+                DT=L.tl_dtype(ps[0].dtype),
+                CT=L.compute_dtype(ps[0].dtype),
+            ),
+        )

@@ -71,6 +71,28 @@ reduces it in place across ranks: a collective, enqueued on the device, no host 
 their sums are 0. With ``norm_reduce=None`` the backend does exactly what it did before.
 A backend whose ``lamb`` has no ``norm_reduce`` parameter cannot run LAMB on DTensors: the
 optimizer raises before anything is modified.
+
+Note [sparse functionals]
+-------------------------
+Spec §5. ``sgd_sparse`` and ``adam_sparse`` are the lazy updates for a parameter whose gradient
+is a sparse COO tensor with one sparse dimension (an embedding's): only the rows it names are
+read and written, in params and in every state tensor; every other row, and its state, is left
+exactly as it was. The optimizer hands a backend, per parameter, the *coalesced* gradient split
+into ``indices`` (a 1-d int64 tensor of distinct, sorted row numbers, each in ``[0, p.shape[0])``
+-- checked by the optimizer on the CPU, see Note [sparse gradient checks] in
+``flowoptim.optimizer``) and ``values`` (a contiguous tensor of shape ``(nnz, *p.shape[1:])`` and
+the parameter's dtype); ``nnz`` may be 0 (nothing changes). Params and state are dense, as in
+the dense functionals. Every keyword means what it means for the dense functional, and each
+named row is updated with exactly the dense functional's arithmetic for that row (``grad_scale``
+scales the values, Adam's bias corrections use the optimizer-wide step, AdamW's decay touches the
+named rows only; nesterov and amsgrad work): a gradient naming every row gives the dense update
+bit for bit. No host synchronisation, and no temporary of the parameter's size (temporaries are
+proportional to ``nnz``).
+
+:class:`Backend` provides both by gathering the named rows (``index_select``), running the dense
+functional on the gathered rows and scattering them back (``index_copy_``): any backend that
+implements the dense functionals therefore supports sparse gradients, and a backend may override
+them with something faster (the triton backend's row-gather kernel).
 """
 
 from __future__ import annotations
@@ -254,6 +276,128 @@ class Backend:
         grad_scale: Tensor | None,
     ) -> None:
         raise NotImplementedError
+
+    # ---------------------------------------------------------------- sparse updates (spec §5)
+    def sgd_sparse(
+        self,
+        params: list[Tensor],
+        indices: list[
+            Tensor
+        ],  # per param: int64[nnz] distinct sorted rows (Note [sparse functionals])
+        values: list[Tensor],  # per param: (nnz, *p.shape[1:]) contiguous, the param's dtype
+        momentum_buffers: list[Tensor] | None,  # None iff momentum == 0
+        *,
+        lr: float,
+        momentum: float,
+        dampening: float,
+        weight_decay: float,
+        nesterov: bool,
+        maximize: bool,  # Note [maximize]
+        grad_scale: Tensor | None,  # scales the values (Note [grad_scale])
+    ) -> None:
+        """Lazy SGD: :meth:`sgd` on the rows ``indices`` only (Note [sparse functionals])."""
+        states = None if momentum_buffers is None else [momentum_buffers]
+        self._rows_update(
+            self.sgd,
+            params,
+            indices,
+            values,
+            states,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+                grad_scale=grad_scale,
+            ),
+            layout=(momentum_buffers is not None,),
+        )
+
+    def adam_sparse(
+        self,
+        params: list[Tensor],
+        indices: list[
+            Tensor
+        ],  # per param: int64[nnz] distinct sorted rows (Note [sparse functionals])
+        values: list[Tensor],  # per param: (nnz, *p.shape[1:]) contiguous, the param's dtype
+        exp_avgs: list[Tensor],
+        exp_avg_sqs: list[Tensor],
+        max_exp_avg_sqs: list[Tensor] | None,  # None iff not amsgrad
+        *,
+        step: int,  # the optimizer-wide step (bias corrections of every named row)
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
+        decoupled_weight_decay: bool,  # AdamW: the decay of the named rows only
+        amsgrad: bool,
+        do_bias_correction: bool,
+        maximize: bool,  # Note [maximize]
+        grad_scale: Tensor | None,  # scales the values (Note [grad_scale])
+    ) -> None:
+        """Lazy Adam/AdamW: :meth:`adam` on the rows ``indices`` only (Note [sparse
+        functionals]); the other rows keep param, ``exp_avg``, ``exp_avg_sq`` (and
+        ``max_exp_avg_sq``)."""
+        states = [exp_avgs, exp_avg_sqs]
+        if max_exp_avg_sqs is not None:
+            states.append(max_exp_avg_sqs)
+        self._rows_update(
+            self.adam,
+            params,
+            indices,
+            values,
+            states,
+            dict(
+                step=step,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                eps=eps,
+                weight_decay=weight_decay,
+                decoupled_weight_decay=decoupled_weight_decay,
+                amsgrad=amsgrad,
+                do_bias_correction=do_bias_correction,
+                maximize=maximize,
+                grad_scale=grad_scale,
+            ),
+            layout=(True, True, max_exp_avg_sqs is not None),
+        )
+
+    @staticmethod
+    def _rows_update(
+        dense: Callable[..., None],
+        params: list[Tensor],
+        indices: list[Tensor],
+        values: list[Tensor],
+        states: list[list[Tensor]] | None,
+        kwargs: dict,
+        layout: tuple[bool, ...],
+    ) -> None:
+        """Gather the named rows of params and states, run the dense functional ``dense`` on
+        them with ``values`` as the gradients, scatter them back (Note [sparse functionals]).
+
+        ``layout``: for each state slot of ``dense`` after the gradients, whether a list is
+        passed there (False: None, e.g. SGD without momentum); ``states`` holds the present
+        lists in order. Parameters with no named row are skipped (nothing to change)."""
+        keep = [i for i, ix in enumerate(indices) if ix.numel() > 0]
+        if not keep:
+            return
+        idx = [indices[i] for i in keep]
+        p_rows = [params[i].index_select(0, ix) for i, ix in zip(keep, idx)]
+        s_rows = [
+            [lst[i].index_select(0, ix) for i, ix in zip(keep, idx)] for lst in (states or [])
+        ]
+        it = iter(s_rows)
+        state_args = [next(it) if present else None for present in layout]
+        dense(p_rows, [values[i] for i in keep], *state_args, **kwargs)
+        for i, ix, rows in zip(keep, idx, p_rows):
+            params[i].index_copy_(0, ix, rows)
+        for lst, rows_list in zip(states or [], s_rows):
+            for i, ix, rows in zip(keep, idx, rows_list):
+                lst[i].index_copy_(0, ix, rows)
 
     # ---------------------------------------------------------------- clip_grad (spec §3)
     def grad_norm(self, grads: list[Tensor], norm_type: float) -> Tensor:
