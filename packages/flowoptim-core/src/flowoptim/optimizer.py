@@ -66,6 +66,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from . import _ops
 from . import backends as _backends
 from . import distributed as _dist
 from ._validation import validate_options
@@ -410,33 +411,53 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling():
+            # Note [step under torch.compile]: the bookkeeping eagerly, the updates as ops
+            calls = self._record_step()
+            with torch.no_grad():
+                _ops.run(calls)
+            return loss
         with torch.no_grad():
-            plan = self._plan_step()  # phase 1: check everything (Note [step phases])
-            # phase 2: update
-            step = self.global_step + 1
-            self._set_global_step(step)
-            # Note [per-parameter step tensor]: one new tensor per step, shared by every
-            # parameter updated in it and never written afterwards; state_dict() hands out a
-            # copy per parameter, so nothing outside ever sees the sharing
-            step_t = torch.tensor(float(step), dtype=torch.float32)
-            for group, parts, layout in plan:
-                for backend, params, grads, scale in parts:
-                    states = []
-                    for p in params:
-                        state = self.state[p]
-                        if not state:
-                            self._init_state(p, state, group)
-                        state["step"] = step_t
-                        states.append(state)
-                    if layout is None:
-                        self._update(backend, group, params, grads, states, step, scale)
-                    else:
-                        self._update_local(
-                            backend, group, params, grads, states, step, scale, layout
-                        )
-            self._pending_clip.clear()
-            self._clip_called = False
+            self._step(None)
         return loss
+
+    @torch._disable_dynamo
+    def _record_step(self) -> list[tuple[Any, tuple]]:
+        """``step()``'s phases 1 and 2 with every backend call on plain tensors recorded, not
+        run (Note [step under torch.compile]); run eagerly, outside dynamo."""
+        calls: list[tuple[Any, tuple]] = []
+        with torch.no_grad():
+            self._step(_ops.Recorder(calls))
+        return calls
+
+    def _step(self, recorder: _ops.Recorder | None) -> None:
+        """Phases 1 and 2 of ``step()`` (Note [step phases]); with a ``recorder``, backend calls
+        on plain tensors are recorded into it instead of run."""
+        plan = self._plan_step()  # phase 1: check everything (Note [step phases])
+        # phase 2: update
+        step = self.global_step + 1
+        self._set_global_step(step)
+        # Note [per-parameter step tensor]: one new tensor per step, shared by every
+        # parameter updated in it and never written afterwards; state_dict() hands out a
+        # copy per parameter, so nothing outside ever sees the sharing
+        step_t = torch.tensor(float(step), dtype=torch.float32)
+        for group, parts, layout in plan:
+            for backend, params, grads, scale in parts:
+                if recorder is not None and layout is None:
+                    recorder.backend, backend = backend, recorder
+                states = []
+                for p in params:
+                    state = self.state[p]
+                    if not state:
+                        self._init_state(p, state, group)
+                    state["step"] = step_t
+                    states.append(state)
+                if layout is None:
+                    self._update(backend, group, params, grads, states, step, scale)
+                else:
+                    self._update_local(backend, group, params, grads, states, step, scale, layout)
+        self._pending_clip.clear()
+        self._clip_called = False
 
     def _plan_step(self) -> list[tuple[dict[str, Any], list[tuple], Any]]:
         """Phase 1 of ``step()``: check every group and return what phase 2 updates, as
@@ -659,6 +680,8 @@ class Optimizer(torch.optim.Optimizer):
                 update then reads the gradients once, not three times). ``zero_grad`` drops a
                 pending coefficient.
         """
+        if torch.compiler.is_compiling():
+            return self._clip_grad_compiled(error_if_nonfinite, fused)
         clipped = [
             (gi, g)
             for gi, g in enumerate(self.param_groups)
@@ -720,6 +743,82 @@ class Optimizer(torch.optim.Optimizer):
                         backend.scale_(part, coef.to(device=part[0].device, dtype=dtype))
         self._clip_called = True
         return [total for _, _, total, _ in results]
+
+    def _clip_grad_compiled(self, error_if_nonfinite: bool, fused: bool) -> list[Tensor]:
+        """``clip_grad`` under dynamo (Note [step under torch.compile]): the checks and
+        partitions eagerly, the norms, coefficients and scaling as custom ops."""
+        plan = self._plan_clip()
+        totals = []
+        with torch.no_grad():
+            results = []
+            for gi, norm_type, max_norm, parts, total in plan:
+                coef = None
+                if parts:
+                    partials = [_ops.grad_norm(h, part, norm_type) for h, part in parts]
+                    total, coef = _ops.clip_coef(partials, norm_type, max_norm)
+                results.append((gi, total, coef, parts))
+                totals.append(total)
+            if error_if_nonfinite:
+                for gi, total, _, _ in results:
+                    if not bool(torch.isfinite(total)):
+                        raise RuntimeError(
+                            f"The total norm for gradients of group {gi} is non-finite "
+                            f"({float(total)}), so it cannot be clipped. To disable this "
+                            "error, call clip_grad(error_if_nonfinite=False)"
+                        )
+            for gi, _, coef, parts in results:
+                if coef is None:
+                    continue
+                if fused:
+                    self._pending_clip[gi] = coef
+                else:
+                    for h, part in parts:
+                        dtype = compute_dtype(part[0].dtype)
+                        _ops.scale_(h, part, coef.to(device=part[0].device, dtype=dtype))
+        self._set_clip_called()
+        return totals
+
+    @torch._disable_dynamo
+    def _set_clip_called(self) -> None:
+        self._clip_called = True
+
+    @torch._disable_dynamo
+    def _plan_clip(self) -> list[tuple[int, float, float, list[tuple[int, list[Tensor]]], Any]]:
+        """``clip_grad``'s checks and partitions, run eagerly (Note [step under
+        torch.compile]): ``(gi, norm_type, max_norm, [(backend handle, grads)], total)`` per
+        clipped group, ``total`` a zero tensor for a group without gradients, else None."""
+        clipped = [
+            (gi, g)
+            for gi, g in enumerate(self.param_groups)
+            if g.get("clip_grad_max_norm") is not None
+        ]
+        if not clipped:
+            self._warn_once(
+                "no_clip",
+                "clip_grad() called but no param group has 'clip_grad_max_norm'; "
+                "nothing was clipped",
+            )
+            return []
+        plan = []
+        for gi, group in clipped:
+            norm_type = float(group.get("clip_grad_norm_type", 2.0))
+            if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
+                raise RuntimeError(f"clip_grad does not support sparse gradients (group {gi})")
+            pairs = [(p, g) for p, g in self._check_grads(gi, group) if g.numel() > 0]
+            if self._dtensor_layout(gi, group, pairs, reducible=True) is not None:
+                raise NotImplementedError(
+                    f"clip_grad under torch.compile does not support DTensor gradients (group "
+                    f"{gi}); call it outside the compiled region"
+                )
+            grads = [g for _, g in pairs]
+            parts = []
+            for (device, _), idx in self._partition(grads).items():
+                backend = self._backend_for(device)
+                backend.check_tensors([pairs[i][0] for i in idx])
+                parts.append((_ops.handle(backend), [grads[i] for i in idx]))
+            total = None if parts else _combine_norms([], norm_type)
+            plan.append((gi, norm_type, float(group["clip_grad_max_norm"]), parts, total))
+        return plan
 
     def _clip_total_dtensor(
         self,
