@@ -40,10 +40,22 @@ class Adadelta(Optimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _required_state(self, group) -> set[str]:
         return {"square_avg", "acc_delta"}

@@ -42,6 +42,10 @@ class Adagrad(Optimizer):
         eps: float = 1e-10,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -52,7 +56,15 @@ class Adagrad(Optimizer):
             eps=eps,
             maximize=maximize,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _required_state(self, group) -> set[str]:
         return {"sum"}

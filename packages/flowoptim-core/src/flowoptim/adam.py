@@ -105,12 +105,22 @@ class Adam(_AdamBase):
         *,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = _adam_defaults(
             lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
 
 class AdamW(_AdamBase):
@@ -144,9 +154,19 @@ class AdamW(_AdamBase):
         *,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = _adam_defaults(
             lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )

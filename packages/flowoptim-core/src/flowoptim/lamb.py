@@ -54,6 +54,10 @@ class LAMB(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -66,7 +70,15 @@ class LAMB(Optimizer):
             amsgrad=amsgrad,
             maximize=maximize,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _required_state(self, group) -> set[str]:
         return required_adam_state(group)

@@ -36,6 +36,16 @@ it and the key. torch.optim's own switches for the same algorithm (``foreach``, 
 optimizer has the option. Hooks registered with ``register_load_state_dict_pre_hook`` /
 ``..._post_hook`` fire as in torch.optim (pre-hooks may return a new state dict).
 
+Note [torch.optim switches]
+---------------------------
+Every optimizer takes torch.optim's keyword-only ``foreach``, ``fused``, ``capturable`` and
+``differentiable`` (so that factories such as timm's ``create_optimizer_v2(..., foreach=True)``
+work). ``foreach`` and ``fused`` change nothing: the backend decides how an update runs (the
+reference backend uses torch's fused CPU kernels where they give the spec's numbers, else
+foreach ops; the Triton backend always runs fused kernels). Adam, AdamW and SGD keep ``fused``
+in their groups, as OneFlow does; elsewhere it is checked and dropped. ``capturable`` is kept in
+every group (default False, as torch); ``differentiable=True`` raises ``NotImplementedError``.
+
 Note [DTensor parameters]
 -------------------------
 Parameters may be DTensors (FSDP2's ``fully_shard``, tensor parallelism). Their state is created
@@ -191,7 +201,14 @@ class Optimizer(torch.optim.Optimizer):
         defaults: dict[str, Any],
         *,
         backend: str | Backend | None = None,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
+        # Note [torch.optim switches]
+        _check_switches(type(self).__name__, foreach, fused, capturable, differentiable)
+        defaults = {**defaults, "capturable": capturable}
         validate_options(defaults, self._extra_rules)
         self._explicit_backend = _backends.explicit_choice(backend)
         # how to find the backend again after deepcopy/pickle (Optimizer.__getstate__)
@@ -233,13 +250,33 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError("optimizer got an empty parameter list")
         if all(isinstance(x, dict) for x in items):
             return [dict(x) for x in items]
-        if all(isinstance(x, Tensor) for x in items):
-            return [{"params": items}]
-        bad = next(x for x in items if not isinstance(x, (Tensor, dict)))
+        if all(isinstance(x, (Tensor, tuple)) for x in items):
+            return [{"params": items}]  # tuples: named parameters, checked by add_param_group
+        bad = next(x for x in items if not isinstance(x, (Tensor, tuple, dict)))
         raise TypeError(
-            "params argument should be an iterable of Tensors or of dicts (not a mix), got an "
-            f"element of type {type(bad).__name__}"
+            "params argument should be an iterable of Tensors, of (name, Tensor) pairs or of "
+            f"dicts (not a mix), got an element of type {type(bad).__name__}"
         )
+
+    @staticmethod
+    def _split_names(params: list[Any], gi: int) -> tuple[list[Any], list[str] | None]:
+        """``named_parameters()`` pairs split into tensors and names (torch >= 2.5: the names
+        go to the group's ``param_names``); plain tensors pass through with no names."""
+        named = [isinstance(p, tuple) for p in params]
+        if not any(named):
+            return params, None
+        if not all(named):
+            raise ValueError(
+                f"param group {gi} mixes named parameters ((name, tensor) pairs) and unnamed "
+                "ones; all optimizer params should be with/without names"
+            )
+        for i, item in enumerate(params):
+            if len(item) != 2 or not isinstance(item[0], str):
+                raise TypeError(
+                    f"param {i} of group {gi} is {type(item).__name__} of length {len(item)}: "
+                    "expected a (name, tensor) pair as named_parameters() yields"
+                )
+        return [t for _, t in params], [n for n, _ in params]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group; options it lacks come from the constructor's defaults.
@@ -263,6 +300,16 @@ class Optimizer(torch.optim.Optimizer):
         else:
             params = list(params)
         gi = len(self.param_groups)
+        params, names = self._split_names(params, gi)
+        if names is not None:
+            group["param_names"] = names
+        if self.param_groups and ("param_names" in group) != (
+            "param_names" in self.param_groups[0]
+        ):
+            raise ValueError(
+                f"all optimizer param groups should be with/without names: param group {gi} is "
+                f"{'with' if 'param_names' in group else 'without'} names, group 0 is not"
+            )
         if not params:
             raise ValueError(
                 f"{type(self).__name__}: param group {gi} has no parameters ('params' is empty; "
@@ -1151,6 +1198,28 @@ class Optimizer(torch.optim.Optimizer):
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+def _check_switches(
+    name: str, foreach: Any, fused: Any, capturable: Any, differentiable: Any
+) -> None:
+    """Check torch.optim's ``foreach``/``fused``/``capturable``/``differentiable`` keywords
+    (Note [torch.optim switches])."""
+    for key, value, optional in (
+        ("foreach", foreach, True),
+        ("fused", fused, True),
+        ("capturable", capturable, False),
+        ("differentiable", differentiable, False),
+    ):
+        if not (isinstance(value, bool) or (optional and value is None)):
+            expected = "True, False or None" if optional else "True or False"
+            raise TypeError(f"{name}: invalid {key} value {value!r} (expected {expected})")
+    if differentiable:
+        raise NotImplementedError(
+            f"{name}(differentiable=True) is not supported: flowoptim's updates run in-place "
+            "backend kernels (custom ops without autograd formulas), so autograd cannot "
+            "differentiate through step(); use torch.optim for optimizers inside autograd"
+        )
 
 
 def _as_step(value: Any, what: str) -> int:

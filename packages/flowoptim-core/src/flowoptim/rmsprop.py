@@ -59,6 +59,10 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -70,7 +74,15 @@ class RMSprop(Optimizer):
             centered=centered,
             maximize=maximize,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _lazy_state(self, group) -> set[str]:
         lazy = set()

@@ -50,6 +50,9 @@ class SGD(Optimizer):
         maximize: bool = False,
         *,
         fused: bool | None = None,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -61,7 +64,14 @@ class SGD(Optimizer):
             maximize=maximize,
             fused=fused,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _check_group(self, group) -> None:
         if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
