@@ -680,6 +680,7 @@ class Optimizer(torch.optim.Optimizer):
                 s[k] = v
 
     # ------------------------------------------------------------------ zero_grad
+    @torch._disable_dynamo  # as torch.optim's: bookkeeping, and no guard on the groups' floats
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zero every gradient in place (default, as OneFlow), or set them to None.
 
