@@ -197,7 +197,7 @@ def test_custom_ops_have_fake_kernels():
     from flowoptim.backends import get
 
     h = _ops.handle(get("reference"))
-    spec, values = _ops._encode(
+    spec, values, tensors = _ops._encode(
         dict(
             step=1,
             lr=0.1,
@@ -209,12 +209,13 @@ def test_custom_ops_have_fake_kernels():
             amsgrad=False,
             do_bias_correction=True,
             maximize=False,
-        )
+        ),
+        devices=False,
     )
     hyper = torch.tensor(values, dtype=torch.float64)
     torch.library.opcheck(
         _ops.UPDATE_OPS["adam"],
-        (h, p, g, m, v, [], None, hyper, spec),
+        (h, p, g, m, v, [], None, hyper, tensors, spec),
         test_utils=("test_schema", "test_faketensor"),
     )
     torch.library.opcheck(torch.ops.flowoptim.grad_norm.default, (h, g, 2.0))

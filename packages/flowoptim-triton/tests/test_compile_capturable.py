@@ -99,3 +99,113 @@ def test_compiled_training_step_gives_the_eager_bits(name, fused):
         if i == 0:
             graphs = counters["stats"]["unique_graphs"]
     assert counters["stats"]["unique_graphs"] == graphs  # nothing recompiled
+
+
+# ------------------------------------------------------------------ capturable (Note [capturable])
+_HOST_READS = ("item", "tolist", "cpu", "__bool__", "__float__", "__int__")
+
+
+class NoHostRead:
+    """Make ``Tensor.item``, ``tolist``, ``cpu``, ``__bool__``, ``__float__`` and ``__int__``
+    raise when flowoptim's own code calls them (the caller's frame is in ``flowoptim`` or
+    ``flowoptim_triton``): on CUDA each would be a host sync, which a captured CUDA graph
+    cannot contain. Calls from torch or from Triton's interpreter (which reads tensors through
+    numpy on the host) pass: they are not the step's."""
+
+    def __init__(self):
+        import os
+
+        import flowoptim_triton
+
+        self.dirs = (
+            os.path.dirname(fo.__file__) + os.sep,
+            os.path.dirname(flowoptim_triton.__file__) + os.sep,
+        )
+        self.saved = {}
+        self.calls = []
+
+    def __enter__(self):
+        import sys
+
+        for name in _HOST_READS:
+            orig = getattr(torch.Tensor, name)
+            self.saved[name] = orig
+
+            def guard(t, *a, _orig=orig, _name=name, **k):
+                caller = sys._getframe(1).f_code.co_filename
+                if caller.startswith(self.dirs):
+                    self.calls.append((_name, caller))
+                    raise AssertionError(f"host read Tensor.{_name} from {caller}")
+                return _orig(t, *a, **k)
+
+            setattr(torch.Tensor, name, guard)
+        return self
+
+    def __exit__(self, *exc):
+        for name, orig in self.saved.items():
+            setattr(torch.Tensor, name, orig)
+        return False
+
+
+def _capturable_twins(name, lr_tensor):
+    cls, kw = CASES[name]
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3).to(DEVICE)
+    out = []
+    for capturable in (False, True):
+        m = copy.deepcopy(model)
+        lr = torch.tensor(kw["lr"], device=DEVICE) if capturable and lr_tensor else kw["lr"]
+        groups = [
+            {"params": [m.weight], "clip_grad_max_norm": 0.05},
+            {"params": [m.bias], "clip_grad_max_norm": 0.02, "clip_grad_norm_type": "inf"},
+        ]
+        opt = cls(groups, backend="triton", capturable=capturable, **{**kw, "lr": lr})
+        out.append((m, opt))
+    return out
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["clip_in_place", "clip_fused"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_capturable_step_reads_nothing_on_the_host_and_gives_the_same_bits(name, fused):
+    (m0, plain), (m1, cap) = _capturable_twins(name, lr_tensor=True)
+    for i in range(3):
+        x = torch.randn(4, 6, device=DEVICE)
+        lr = CASES[name][1]["lr"] * 0.5**i
+        for m, opt in ((m0, plain), (m1, cap)):
+            for g in opt.param_groups:  # a scheduler's write; a tensor lr is written in place
+                if isinstance(g["lr"], torch.Tensor):
+                    g["lr"].fill_(lr)
+                else:
+                    g["lr"] = lr
+            opt.zero_grad()
+            m(x).square().sum().backward()
+        plain.clip_grad(fused=fused)
+        plain.step()
+        with NoHostRead():
+            cap.clip_grad(fused=fused)
+            cap.step()
+        for a, b in zip(m0.parameters(), m1.parameters()):
+            assert torch.equal(a, b), (a - b).abs().max()
+    # torch's capturable layout: every step is a float32 0-d tensor on the param's device
+    for p in m1.parameters():
+        st = cap.state[p]["step"]
+        assert st.dtype == torch.float32 and st.dim() == 0 and st.device == p.device
+        assert st.item() == 3.0
+    sd = cap.state_dict()
+    assert all(s["step"].device == m1.weight.device for s in sd["state"].values())
+    assert cap.global_step == 3
+
+
+def test_capturable_step_counter_lives_on_the_device():
+    (_, _), (m, opt) = _capturable_twins("AdamW", lr_tensor=False)
+    for _ in range(2):
+        m(torch.randn(2, 6, device=DEVICE)).sum().backward()
+        opt.clip_grad()
+        opt.step()
+    (counter,) = opt._device_steps.values()
+    assert counter.device == m.weight.device and counter.dtype == torch.float32
+    assert counter.item() == 2.0
+    # load_state_dict: the counter is rebuilt from the groups' step; steps go to the device
+    opt.load_state_dict(opt.state_dict())
+    assert opt._device_steps == {}
+    assert opt.state[m.weight]["step"].device == m.weight.device

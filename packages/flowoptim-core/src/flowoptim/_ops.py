@@ -58,24 +58,33 @@ def handle(backend: Backend) -> int:
     return h
 
 
-def _encode(kw: dict[str, Any]) -> tuple[str, list[float]]:
+def _encode(kw: dict[str, Any], devices: bool) -> tuple[str, list[float], list[Tensor]]:
     """Split a functional's keyword arguments (``grad_scale`` excluded) into a constant spec
-    string (names, in order; booleans with their value) and the numbers (floats and the int
-    ``step``) in that order."""
-    names, values = [], []
+    string (names, in order; booleans with their value), the numbers (floats and the int
+    ``step``) in that order, and the tensors. ``devices``: tensors (a capturable group's step,
+    a tensor lr: Note [device scalars]) stay tensors; else a tensor lr is read as a float, as
+    the backend would read it."""
+    names, values, tensors = [], [], []
     for key, value in kw.items():
         if isinstance(value, bool):
             names.append(f"{key}={int(value)}")
+        elif isinstance(value, Tensor) and (devices or key == "step"):
+            names.append(f"{key}@")
+            tensors.append(value)
         else:
             names.append(key)
-            values.append(float(value))  # a 0-d tensor lr too: the float the backend reads
-    return ",".join(names), values
+            values.append(float(value))
+    return ",".join(names), values, tensors
 
 
-def _decode(spec: str, hyper: Tensor) -> dict[str, Any]:
-    values = iter(hyper.tolist())
+def _decode(spec: str, hyper: Tensor, tensors: list[Tensor]) -> dict[str, Any]:
+    values = iter(hyper.tolist()) if hyper.numel() else iter(())
+    given = iter(tensors)
     kw: dict[str, Any] = {}
     for item in spec.split(","):
+        if item.endswith("@"):
+            kw[item[:-1]] = next(given)
+            continue
         key, eq, flag = item.partition("=")
         if eq:
             kw[key] = flag == "1"
@@ -95,12 +104,13 @@ def _make_update_op(algo: str, n_states: int):
         state2: list[Tensor],
         grad_scale: Tensor | None,
         hyper: Tensor,
+        tensors: list[Tensor],
         spec: str,
     ) -> None:
         # an empty state list is the functional's None (a present one has len(params) > 0)
         states = [s if s else None for s in (state0, state1, state2)[:n_states]]
         fn = getattr(_backends[backend], algo)
-        fn(params, grads, *states, grad_scale=grad_scale, **_decode(spec, hyper))
+        fn(params, grads, *states, grad_scale=grad_scale, **_decode(spec, hyper, tensors))
 
     op = torch.library.custom_op(
         f"flowoptim::{algo}_",
@@ -109,7 +119,7 @@ def _make_update_op(algo: str, n_states: int):
     )
 
     @op.register_fake
-    def _fake(backend, params, grads, state0, state1, state2, grad_scale, hyper, spec):
+    def _fake(backend, params, grads, state0, state1, state2, grad_scale, hyper, tensors, spec):
         return None
 
     return op
@@ -125,6 +135,7 @@ class Recorder:
     def __init__(self, calls: list[tuple[Any, tuple]]) -> None:
         self.calls = calls
         self.backend: Backend | None = None
+        self.capturable = False  # the recorded group's (Note [device scalars])
 
     def __getattr__(self, name: str):
         if name not in ALGORITHMS:
@@ -137,9 +148,10 @@ class Recorder:
                 raise TypeError(f"{name}: expected {n_states} state lists, got {len(states)}")
             lists = [list(s) if s is not None else [] for s in states]
             lists += [[] for _ in range(3 - n_states)]
-            spec, values = _encode(kw)
+            spec, values, tensors = _encode(kw, self.capturable)
             hyper = torch.tensor(values, dtype=torch.float64)
-            args = (handle(backend), list(params), list(grads), *lists, grad_scale, hyper, spec)
+            args = (handle(backend), list(params), list(grads), *lists, grad_scale, hyper,
+                    tensors, spec)  # fmt: skip
             self.calls.append((UPDATE_OPS[name], args))
 
         return record

@@ -46,6 +46,19 @@ foreach ops; the Triton backend always runs fused kernels). Adam, AdamW and SGD 
 in their groups, as OneFlow does; elsewhere it is checked and dropped. ``capturable`` is kept in
 every group (default False, as torch); ``differentiable=True`` raises ``NotImplementedError``.
 
+Note [capturable]
+-----------------
+``capturable=True`` (torch's meaning): the group's step makes no host synchronisation and can
+be captured in a CUDA graph. The optimizer keeps the optimizer-wide step on each device as a
+float32 0-d tensor, advanced in place (``add_(1)``) by every ``step()``, and hands the backend
+that tensor as ``step`` (Note [device scalars] in ``flowoptim.backends.base``); each parameter's
+``step`` state is a float32 0-d tensor on its device, written in place from it (torch's layout
+for capturable optimizers; ``load_state_dict`` puts it there too). The host count in the groups
+still advances with every ``step()`` call: replays of a captured graph advance only the device
+tensors. A device counter is created from the host count the first time a capturable group
+updates on that device: run the first step (a warm-up) before capturing. DTensor groups are
+never capturable.
+
 Note [DTensor parameters]
 -------------------------
 Parameters may be DTensors (FSDP2's ``fully_shard``, tensor parallelism). Their state is created
@@ -219,6 +232,8 @@ class Optimizer(torch.optim.Optimizer):
         self._pending_clip: dict[int, Tensor] = {}  # group index -> coef (clip_grad(fused=True))
         self._warned: set[str] = set()  # warnings already given once by this optimizer
         self._clip_called = False  # clip_grad() ran since the last step()
+        # device -> the optimizer-wide step as a float32 0-d tensor there (Note [capturable])
+        self._device_steps: dict[torch.device, Tensor] = {}
         # id(param) -> what passed _check_state last (Note [state check cache]); also holds
         # the (keys, (device, dtype)) tokens
         self._state_checked: dict[Any, tuple] = {}
@@ -488,23 +503,63 @@ class Optimizer(torch.optim.Optimizer):
         # parameter updated in it and never written afterwards; state_dict() hands out a
         # copy per parameter, so nothing outside ever sees the sharing
         step_t = torch.tensor(float(step), dtype=torch.float32)
+        # Note [capturable]: every device counter advances once per step, on the device
+        for t in self._device_steps.values():
+            t.add_(1)
         for group, parts, layout in plan:
+            capturable = group.get("capturable", False) and layout is None
             for backend, params, grads, scale in parts:
                 if recorder is not None and layout is None:
                     recorder.backend, backend = backend, recorder
+                    recorder.capturable = capturable
                 states = []
                 for p in params:
                     state = self.state[p]
                     if not state:
                         self._init_state(p, state, group)
-                    state["step"] = step_t
+                    if not capturable:
+                        state["step"] = step_t
                     states.append(state)
+                part_step: int | Tensor = step
+                if capturable:
+                    part_step = self._device_step(params[0].device, step)
+                    self._copy_param_steps(states, part_step)
                 if layout is None:
-                    self._update(backend, group, params, grads, states, step, scale)
+                    self._update(backend, group, params, grads, states, part_step, scale)
                 else:
                     self._update_local(backend, group, params, grads, states, step, scale, layout)
         self._pending_clip.clear()
         self._clip_called = False
+
+    def _device_step(self, device: torch.device, step: int) -> Tensor:
+        """The optimizer-wide step on ``device`` (Note [capturable]); created from the host
+        count the first time a capturable group updates there."""
+        t = self._device_steps.get(device)
+        if t is None:
+            t = torch.full((), float(step), dtype=torch.float32, device=device)
+            self._device_steps[device] = t
+        return t
+
+    @staticmethod
+    def _copy_param_steps(states: list[dict[str, Any]], counter: Tensor) -> None:
+        """Each parameter's ``step``: a float32 0-d tensor on its device written in place from
+        the device counter (Note [capturable]); one from before (a CPU tensor, say) is
+        replaced."""
+        steps = []
+        for state in states:
+            old = state.get("step")
+            if (
+                isinstance(old, Tensor)
+                and old.device == counter.device
+                and old.dtype == torch.float32
+                and old.dim() == 0
+                and old is not counter
+            ):
+                steps.append(old)
+            else:
+                state["step"] = counter.clone()
+        if steps:
+            torch._foreach_copy_(steps, [counter] * len(steps))
 
     def _plan_step(self) -> list[tuple[dict[str, Any], list[tuple], Any]]:
         """Phase 1 of ``step()``: check every group and return what phase 2 updates, as
@@ -1014,6 +1069,13 @@ class Optimizer(torch.optim.Optimizer):
         for entry in new_state.values():
             if "step" not in entry:
                 entry["step"] = torch.tensor(float(step), dtype=torch.float32)
+        # Note [capturable]: torch keeps a capturable group's step tensors on the device
+        for group, current in zip(groups, self.param_groups):
+            if group.get("capturable"):
+                for p in current["params"]:
+                    entry = new_state.get(p)
+                    if entry is not None:
+                        entry["step"] = entry["step"].to(_dist.local(p).device)
         for group in groups:
             self._check_group(group)
         # commit: nothing above modified self
@@ -1027,6 +1089,7 @@ class Optimizer(torch.optim.Optimizer):
         self._pending_clip.clear()
         self._backend_cache.clear()
         self._state_checked.clear()
+        self._device_steps.clear()
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
@@ -1183,6 +1246,7 @@ class Optimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("_backend_spec", None)
         self._backend_cache = {}
         self._state_checked = {}
+        self._device_steps = {}
         self.__dict__.setdefault("_pending_clip", {})
         self.__dict__.setdefault("_warned", set())
         self.__dict__.setdefault("_clip_called", False)

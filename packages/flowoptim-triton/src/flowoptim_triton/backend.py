@@ -65,6 +65,10 @@ from flowoptim.backends.base import (
     bias_corrections,
     compute_dtype,
     derived,
+    device_adagrad_lr,
+    device_bias_corrections,
+    device_derived,
+    device_f32,
     f32,
 )
 
@@ -73,6 +77,11 @@ from . import launch as L
 __all__ = ["TritonBackend"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _lr(lr: float | Tensor, params: Sequence[Tensor]) -> float | Tensor:
+    """``f32(lr)``; a tensor lr stays on the device (Note [device scalars])."""
+    return device_f32(lr, params[0].device) if isinstance(lr, Tensor) else f32(lr)
 
 
 def _is64(params: Sequence[Tensor]) -> bool:
@@ -182,9 +191,25 @@ class TritonBackend(Backend):
         for orig, tmp in writeback:
             orig.copy_(tmp)
 
-    def _scal(self, scalars: dict[str, float], names: tuple[str, ...], p0: Tensor) -> Tensor:
-        """The ``scal`` tensor of a partition whose first param is ``p0`` (compute dtype)."""
-        return self.engine.scalars([scalars[n] for n in names], compute_dtype(p0.dtype), p0.device)
+    def _scal(self, scalars: dict, names: tuple[str, ...], p0: Tensor) -> Tensor:
+        """The ``scal`` tensor of a partition whose first param is ``p0`` (compute dtype).
+
+        Values that are 0-d tensors (a capturable group's step-dependent scalars, Note [device
+        scalars] in ``flowoptim.backends.base``) make it a new tensor built on the device: the
+        host floats filled in, the tensors copied, no host read and no host-to-device copy, so
+        a CUDA graph that captures the step replays the current step and lr."""
+        values = [scalars[n] for n in names]
+        ct = compute_dtype(p0.dtype)
+        if not any(isinstance(v, Tensor) for v in values):
+            return self.engine.scalars(values, ct, p0.device)
+        return torch.stack(
+            [
+                v.to(device=p0.device, dtype=ct)
+                if isinstance(v, Tensor)
+                else torch.full((), v, dtype=ct, device=p0.device)
+                for v in values
+            ]
+        )
 
     @staticmethod
     def _k():
@@ -209,7 +234,7 @@ class TritonBackend(Backend):
         operands = [list(params), list(grads)] + ([list(momentum_buffers)] if has_m else [])
         is64 = _is64(params)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, params),
             momentum=f32(momentum),  # 1e-46 rounds to 0: the buffer is then (1-d)*g'
             one_minus_dampening=derived(1.0 - f32(dampening), is64),
             wd=f32(weight_decay),
@@ -238,11 +263,36 @@ class TritonBackend(Backend):
         )
 
     @staticmethod
-    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, is64):
+    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, is64, p0):
         """Adam/AdamW/LAMB kernel scalars (Note [kernel scalars]): f32 hyperparameters, float32
         bias corrections from the double betas (never 0, even when ``f32(beta) == 1``: Note
-        [degenerate hyperparameters]), derived values in double then ``derived``-rounded."""
+        [degenerate hyperparameters]), derived values in double then ``derived``-rounded.
+        A tensor step or lr: the step- and lr-dependent ones as tensors on ``p0``'s device
+        (Note [device scalars])."""
         b1, b2 = f32(beta1), f32(beta2)
+        if isinstance(step, Tensor) or isinstance(lr, Tensor):
+            dev = p0.device
+            if isinstance(step, Tensor):
+                bc1, bc2 = device_bias_corrections(beta1, beta2, step.to(dev), do_bias_correction)
+            else:
+                bc1, bc2 = (
+                    torch.full((), v, dtype=torch.float64, device=dev)
+                    for v in bias_corrections(beta1, beta2, step, do_bias_correction)
+                )
+            lr32, wd = device_f32(lr, dev), f32(weight_decay)
+            return dict(
+                beta1=b1,
+                one_minus_beta1=derived(1.0 - b1, is64),
+                beta2=b2,
+                one_minus_beta2=derived(1.0 - b2, is64),
+                bc1=bc1,
+                sqrt_bc2=device_derived(torch.sqrt(bc2), is64),
+                eps=f32(eps),
+                wd=wd,
+                lr=lr32,
+                step_size=device_derived(torch.div(lr32, bc1), is64),
+                lr_wd=device_derived(lr32 * wd, is64),
+            )
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         lr32, wd = f32(lr), f32(weight_decay)
         return dict(
@@ -284,7 +334,7 @@ class TritonBackend(Backend):
         if amsgrad:
             operands.append(list(max_exp_avg_sqs))
         s = self._adam_scalars(
-            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params)
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params), params[0]
         )
 
         def args(pl, gs, scal):
@@ -340,7 +390,7 @@ class TritonBackend(Backend):
             operands.append(list(max_exp_avg_sqs))
         n_ops = len(operands)
         s = self._adam_scalars(
-            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params)
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params), params[0]
         )
         self.check_tensors(operands[0][:1])
         ops, writeback = L.stage(operands, [True, False] + [True] * (n_ops - 2))
@@ -435,7 +485,7 @@ class TritonBackend(Backend):
             operands.append(list(momentum_buffers))
         a = f32(alpha)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, params),
             alpha=a,
             one_minus_alpha=derived(1.0 - a, _is64(params)),
             eps=f32(eps),
@@ -479,7 +529,10 @@ class TritonBackend(Backend):
         grad_scale,
     ):
         # spec §1.10: in double from the float32 values, then derived-rounded
-        clr = adagrad_lr(lr, lr_decay, step, _is64(params))
+        if isinstance(step, Tensor) or isinstance(lr, Tensor):  # Note [device scalars]
+            clr = device_adagrad_lr(lr, lr_decay, step, _is64(params), params[0].device)
+        else:
+            clr = adagrad_lr(lr, lr_decay, step, _is64(params))
         sc = dict(clr=clr, eps=f32(eps), wd=f32(weight_decay))
 
         def args(pl, gs, scal):
@@ -514,7 +567,7 @@ class TritonBackend(Backend):
     ):
         r = f32(rho)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, params),
             rho=r,
             one_minus_rho=derived(1.0 - r, _is64(params)),
             eps=f32(eps),
