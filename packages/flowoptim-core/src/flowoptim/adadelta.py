@@ -26,6 +26,9 @@ class Adadelta(Optimizer):
 
     Same arithmetic as torch.optim.Adadelta; state is created on a
     parameter's first update, so ``add_param_group`` works (OneFlow 0.9.0 raises ``KeyError``).
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("square_avg", "acc_delta")

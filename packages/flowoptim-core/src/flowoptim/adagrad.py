@@ -27,6 +27,9 @@ class Adagrad(Optimizer):
     on a parameter's first update (torch creates it in the constructor), so ``add_param_group``
     works. OneFlow's reference text puts :math:`\epsilon` inside the square root; OneFlow 0.9.0
     adds it outside, as we do.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("sum",)

@@ -89,6 +89,9 @@ class Adam(_AdamBase):
     (OneFlow's C ``float``). OneFlow's reference text shows no bias correction; OneFlow 0.9.0
     applies it, and so do we. ``fused`` is accepted for OneFlow code and changes nothing.
     Sparse gradients are supported: they update as the equivalent dense gradient (not lazily).
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _torch_fixed: ClassVar[dict[str, Any]] = {"decoupled_weight_decay": False}
@@ -137,6 +140,9 @@ class AdamW(_AdamBase):
     Departures from torch.optim.AdamW: the optimizer-wide step, optional bias correction,
     float32 hyperparameters, the weight-decay default. ``fused`` is accepted and changes
     nothing. Sparse gradients update as the equivalent dense gradient.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _decoupled = True

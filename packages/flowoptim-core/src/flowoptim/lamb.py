@@ -35,6 +35,9 @@ class LAMB(Optimizer):
     OneFlow does not, and neither do we. ``amsgrad=True`` is supported (OneFlow raises).
     torch.optim has no LAMB. OneFlow's reference text shows neither bias correction nor decay;
     OneFlow 0.9.0 applies both, as we do.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")

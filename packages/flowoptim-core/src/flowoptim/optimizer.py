@@ -191,6 +191,11 @@ class Optimizer(torch.optim.Optimizer):
         defaults: the constructor's options.
         backend: ``None`` (automatic), a registered backend name, ``"module:attribute"``, or a
             :class:`flowoptim.backends.Backend` instance.
+        foreach, fused: torch.optim's switches, accepted and without effect (Note [torch.optim
+            switches]).
+        capturable: no host sync in ``step()``/``clip_grad()``, for CUDA graphs (Note
+            [capturable]); a group option.
+        differentiable: only ``False`` (``True`` raises ``NotImplementedError``).
     """
 
     #: whether sparse gradients are accepted (spec §5)

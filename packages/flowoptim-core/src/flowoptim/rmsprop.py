@@ -40,6 +40,9 @@ class RMSprop(Optimizer):
     excludes lr). OneFlow 0.9.0 raises for ``momentum > 0``; we implement the formula its
     reference text gives. ``alpha`` must be in ``[0, 1]`` (above 1, ``square_avg`` goes negative;
     spec §1.7).
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("square_avg", "grad_avg", "momentum_buffer")

@@ -31,6 +31,9 @@ class SGD(Optimizer):
     before weight decay also without momentum (OneFlow ignores it there). ``fused`` is accepted
     for OneFlow code and changes nothing: the backend decides how the update runs. Sparse
     gradients are supported: they update as the equivalent dense gradient.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     support_sparse = True
