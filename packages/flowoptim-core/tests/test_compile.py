@@ -326,3 +326,21 @@ def test_compiled_capturable_step_gives_the_eager_capturable_bits(name):
         _assert_same(*runs)
         graphs = graphs if i else _graphs()
     assert _graphs() == graphs
+
+
+def test_grad_scaler_takes_its_ordinary_path_on_the_reference_backend():
+    # Note [AMP]: the reference backend does not say amp_scaling (its device-scalar path would
+    # round differently from its fused CPU kernels), so GradScaler unscales and reads found_inf
+    torch.manual_seed(0)
+    m = torch.nn.Linear(3, 2)
+    opt = fo.AdamW(m.parameters(), lr=0.01)
+    assert opt._step_supports_amp_scaling is False
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    for i in range(3):
+        opt.zero_grad()
+        scaler.scale(m(torch.randn(4, 3)).sum()).backward()
+        if i == 1:
+            m.weight.grad[0, 0] = float("inf")
+        scaler.step(opt)
+        scaler.update()
+    assert opt.global_step == 2  # the step with an inf was skipped

@@ -209,3 +209,52 @@ def test_capturable_step_counter_lives_on_the_device():
     opt.load_state_dict(opt.state_dict())
     assert opt._device_steps == {}
     assert opt.state[m.weight]["step"].device == m.weight.device
+
+
+# ------------------------------------------------------------------ AMP (Note [AMP])
+def _plain_path(cls):
+    """``cls`` with GradScaler's ordinary path (unscale_, found_inf read on the host)."""
+    return type(f"Plain{cls.__name__}", (cls,), {"_step_supports_amp_scaling": False})
+
+
+@pytest.mark.parametrize("unscale_and_clip", [False, True], ids=["scaled", "unscale_clip"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_grad_scaler_without_host_sync_gives_the_eager_unscale_bits(name, unscale_and_clip):
+    cls, kw = CASES[name]
+    torch.manual_seed(0)
+    base = torch.nn.Linear(6, 3).to(DEVICE)
+    runs = []
+    for c in (cls, _plain_path(cls)):
+        m = copy.deepcopy(base)
+        clip = 0.5 if unscale_and_clip else None
+        groups = [{"params": [m.weight], "clip_grad_max_norm": clip}, {"params": [m.bias]}]
+        opt = c(groups, backend="triton", **kw)
+        runs.append((m, opt, torch.amp.GradScaler(DEVICE, init_scale=2.0**8, growth_interval=2)))
+    assert runs[0][1]._step_supports_amp_scaling and not runs[1][1]._step_supports_amp_scaling
+    for i in range(5):
+        x = torch.randn(4, 6, device=DEVICE)
+        for m, opt, scaler in runs:
+            opt.zero_grad()
+            scaler.scale(m(x).square().sum()).backward()
+            if i in (1, 3):  # an overflow: the step must change nothing
+                m.weight.grad[0, 0] = float("inf") if i == 1 else float("nan")
+            if unscale_and_clip:
+                scaler.unscale_(opt)
+                opt.clip_grad()
+            if opt._step_supports_amp_scaling:
+                with NoHostRead():
+                    scaler.step(opt)
+            else:
+                scaler.step(opt)
+            scaler.update()
+        (m0, fused, s0), (m1, plain, s1) = runs
+        assert s0.get_scale() == s1.get_scale()
+        for a, b in zip(m0.parameters(), m1.parameters()):
+            assert torch.equal(a, b), (i, (a - b).abs().max())
+        sa, sb = fused.state_dict(), plain.state_dict()
+        for k, st in sb["state"].items():
+            for key, v in st.items():
+                assert torch.equal(sa["state"][k][key].cpu(), v.cpu()), (i, k, key)
+    # two skipped steps: the optimizer-wide step counts the three taken
+    assert fused.global_step == plain.global_step == 3
+    assert [g["step"] for g in fused.state_dict()["param_groups"]] == [3, 3]

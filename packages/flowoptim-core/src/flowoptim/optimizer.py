@@ -59,6 +59,25 @@ tensors. A device counter is created from the host count the first time a captur
 updates on that device: run the first step (a warm-up) before capturing. DTensor groups are
 never capturable.
 
+Note [AMP]
+----------
+``torch.amp.GradScaler`` hands an optimizer whose ``_step_supports_amp_scaling`` is true two
+device tensors as attributes for one ``step()``: ``grad_scale`` (the loss scale, or None when the
+user already called ``unscale_``) and ``found_inf`` (nonzero when some gradient was inf/NaN),
+instead of unscaling the gradients and reading ``found_inf`` on the host. It is true when every
+backend in use says ``amp_scaling`` (the Triton backend: its device scalars have the host
+values' bits, Note [device scalars]); the reference backend keeps GradScaler's ordinary path
+(on the CPU its host read costs nothing, and its device-scalar path would give other roundings).
+Then ``step()`` folds ``1/scale``, computed as ``unscale_`` computes it, into the update's
+``grad_scale`` (times a pending fused clip coefficient), so the gradients are multiplied by it
+exactly as ``unscale_`` would; and with ``found_inf`` set it changes nothing: each partition is
+updated and then masked back to its old params and state on the device (a clone and a
+``where`` per tensor: the price of no kernel support yet), the step counters advance by
+``found_inf == 0`` on the device (every group takes the device-step path of Note [capturable]
+for that step), and the host count in the groups, which cannot know, is reconciled from the
+device counter (one host read) when it is next needed: ``global_step``, ``state_dict()``, or a
+later step without GradScaler.
+
 Note [DTensor parameters]
 -------------------------
 Parameters may be DTensors (FSDP2's ``fully_shard``, tensor parallelism). Their state is created
@@ -239,6 +258,8 @@ class Optimizer(torch.optim.Optimizer):
         self._clip_called = False  # clip_grad() ran since the last step()
         # device -> the optimizer-wide step as a float32 0-d tensor there (Note [capturable])
         self._device_steps: dict[torch.device, Tensor] = {}
+        # the host count may exceed the device one: GradScaler skipped steps (Note [AMP])
+        self._host_step_stale = False
         # id(param) -> what passed _check_state last (Note [state check cache]); also holds
         # the (keys, (device, dtype)) tokens
         self._state_checked: dict[Any, tuple] = {}
@@ -395,8 +416,11 @@ class Optimizer(torch.optim.Optimizer):
 
     @property
     def global_step(self) -> int:
-        """The optimizer-wide step counter (Note [optimizer-wide step])."""
-        return max((int(g.get("step", 0)) for g in self.param_groups), default=0)
+        """The optimizer-wide step counter (Note [optimizer-wide step]); after steps that
+        GradScaler may have skipped, read from the device (Note [AMP])."""
+        if self.__dict__.get("_host_step_stale"):
+            self._reconcile_step()
+        return self._host_step()
 
     def _set_global_step(self, step: int) -> None:
         for g in self.param_groups:
@@ -502,19 +526,37 @@ class Optimizer(torch.optim.Optimizer):
         on plain tensors are recorded into it instead of run."""
         plan = self._plan_step()  # phase 1: check everything (Note [step phases])
         # phase 2: update
-        step = self.global_step + 1
+        found_inf = self._amp_found_inf()  # Note [AMP]
+        if self._host_step_stale and (
+            found_inf is None and any(not g.get("capturable") for g, _, _ in plan)
+        ):
+            self._reconcile_step()  # a host sync, only after AMP steps and then a plain one
+        step = self._host_step() + 1
         self._set_global_step(step)
         # Note [per-parameter step tensor]: one new tensor per step, shared by every
         # parameter updated in it and never written afterwards; state_dict() hands out a
         # copy per parameter, so nothing outside ever sees the sharing
         step_t = torch.tensor(float(step), dtype=torch.float32)
-        # Note [capturable]: every device counter advances once per step, on the device
-        for t in self._device_steps.values():
-            t.add_(1)
+        # Note [capturable]: every device counter advances once per step, on the device (by
+        # 0 when GradScaler found an inf: Note [AMP]); a new one starts at the host count
         for group, parts, layout in plan:
-            capturable = group.get("capturable", False) and layout is None
+            if layout is None and (found_inf is not None or group.get("capturable")):
+                for part in parts:
+                    self._device_step(part[1][0].device, step - 1)
+        for device, t in self._device_steps.items():
+            if found_inf is None:
+                t.add_(1)
+            else:
+                t.add_(found_inf.to(device=device, non_blocking=True).eq(0).to(t.dtype))
+        if found_inf is not None:
+            self._host_step_stale = True
+        for group, parts, layout in plan:
+            capturable = (group.get("capturable", False) or found_inf is not None) and (
+                layout is None
+            )
             for backend, params, grads, scale in parts:
-                if recorder is not None and layout is None:
+                # under GradScaler's found_inf the masked update runs eagerly (Note [AMP])
+                if recorder is not None and layout is None and found_inf is None:
                     recorder.backend, backend = backend, recorder
                     recorder.capturable = capturable
                 states = []
@@ -529,12 +571,69 @@ class Optimizer(torch.optim.Optimizer):
                 if capturable:
                     part_step = self._device_step(params[0].device, step)
                     self._copy_param_steps(states, part_step)
-                if layout is None:
+                if layout is None and found_inf is not None:
+                    self._update_unless_inf(
+                        backend, group, params, grads, states, part_step, scale, found_inf
+                    )
+                elif layout is None:
                     self._update(backend, group, params, grads, states, part_step, scale)
                 else:
                     self._update_local(backend, group, params, grads, states, step, scale, layout)
         self._pending_clip.clear()
         self._clip_called = False
+
+    def _update_unless_inf(self, backend, group, params, grads, states, step, scale, found_inf):
+        """``_update``, leaving params and state exactly as they were when ``found_inf`` is
+        nonzero (Note [AMP]): the update runs on copies, which are kept only where no inf was
+        found (a masked copy on the device, no host read)."""
+        live = [*params, *(v for s in states for k, v in s.items() if k != "step")]
+        saved = [t.clone() for t in live]
+        self._update(backend, group, params, grads, states, step, scale)
+        skip = found_inf.to(device=params[0].device, non_blocking=True).ne(0)
+        for t, old in zip(live, saved):
+            t.copy_(torch.where(skip, old, t))
+        # state created by this update (amsgrad switched on, say) was zeros before it
+        before = {id(t) for t in live}
+        for s in states:
+            for k, v in s.items():
+                if k != "step" and isinstance(v, Tensor) and id(v) not in before:
+                    v.copy_(torch.where(skip, torch.zeros_like(v), v))
+
+    def _amp_inv_scale(self) -> Tensor | None:
+        """``1/scale`` from GradScaler's ``grad_scale`` (None once the user unscaled), computed
+        as ``GradScaler.unscale_`` computes it: in double, rounded to float32 (Note [AMP])."""
+        scale = self.__dict__.get("grad_scale")
+        if scale is None:
+            return None
+        return scale.double().reciprocal().float()
+
+    def _amp_found_inf(self) -> Tensor | None:
+        """GradScaler's ``found_inf`` for this step (Note [AMP]), None outside GradScaler."""
+        return self.__dict__.get("found_inf")
+
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Note [AMP]: whether ``torch.amp.GradScaler`` hands this optimizer ``grad_scale`` and
+        ``found_inf`` instead of unscaling and reading ``found_inf`` on the host: when every
+        backend its parameters use computes on device scalars with torch's numbers
+        (``Backend.amp_scaling``)."""
+        devices = {_dist.local(p).device for g in self.param_groups for p in g["params"]}
+        try:
+            return all(getattr(self._backend_for(d), "amp_scaling", False) for d in devices)
+        except Exception:  # an unavailable backend: GradScaler's ordinary path
+            return False
+
+    def _host_step(self) -> int:
+        """The host count in the groups, without reconciling (Note [AMP])."""
+        return max((int(g.get("step", 0)) for g in self.param_groups), default=0)
+
+    def _reconcile_step(self) -> None:
+        """Set the host count from the device counter after steps GradScaler may have skipped
+        (Note [AMP]); reads the device (a host sync)."""
+        if self.__dict__.get("_host_step_stale") and self._device_steps:
+            counter = next(iter(self._device_steps.values()))
+            self._set_global_step(int(counter.item()))
+        self._host_step_stale = False
 
     def _device_step(self, device: torch.device, step: int) -> Tensor:
         """The optimizer-wide step on ``device`` (Note [capturable]); created from the host
@@ -604,6 +703,10 @@ class Optimizer(torch.optim.Optimizer):
                     scale = coef.to(
                         device=_dist.local(params[0]).device, dtype=compute_dtype(dtype)
                     )
+                inv = self._amp_inv_scale()  # Note [AMP]
+                if inv is not None:
+                    inv = inv.to(device=_dist.local(params[0]).device, dtype=compute_dtype(dtype))
+                    scale = inv if scale is None else inv * scale
                 parts.append((backend, params, [pairs[i][1] for i in idx], scale))
             plan.append((group, parts, layout))
         return plan
@@ -968,6 +1071,8 @@ class Optimizer(torch.optim.Optimizer):
         ``register_state_dict_pre_hook``/``..._post_hook`` fire as in torch.optim."""
         for pre_hook in self._optimizer_state_dict_pre_hooks.values():
             pre_hook(self)
+        if self.__dict__.get("_host_step_stale"):
+            self._reconcile_step()  # Note [AMP]
         param_mappings: dict[int, int] = {}
         start = 0
 
@@ -1095,6 +1200,7 @@ class Optimizer(torch.optim.Optimizer):
         self._backend_cache.clear()
         self._state_checked.clear()
         self._device_steps.clear()
+        self._host_step_stale = False
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
@@ -1252,6 +1358,7 @@ class Optimizer(torch.optim.Optimizer):
         self._backend_cache = {}
         self._state_checked = {}
         self._device_steps = {}
+        self.__dict__.setdefault("_host_step_stale", False)
         self.__dict__.setdefault("_pending_clip", {})
         self.__dict__.setdefault("_warned", set())
         self.__dict__.setdefault("_clip_called", False)

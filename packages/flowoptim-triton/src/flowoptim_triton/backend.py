@@ -97,6 +97,8 @@ class TritonBackend(Backend):
     """
 
     name = "triton"
+    #: Note [AMP] in flowoptim.optimizer: device scalars with the host values' bits
+    amp_scaling = True
 
     def __init__(self, chunk: int | None = None, configs: Sequence | None = None):
         self.engine = L.Engine(chunk=chunk, configs=configs)

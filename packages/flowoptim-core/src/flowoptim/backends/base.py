@@ -196,6 +196,10 @@ class Backend:
 
     #: the registry name, e.g. ``"reference"`` or ``"triton"``
     name: str = "abstract"
+    #: whether optimizers on this backend take GradScaler's ``grad_scale``/``found_inf`` (Note
+    #: [AMP] in ``flowoptim.optimizer``): the functionals take a tensor ``step`` and ``lr``
+    #: (Note [device scalars]) with the host values' bits
+    amp_scaling: bool = False
 
     def is_available(self) -> bool:
         """Whether the backend can run at all on this machine (imports, drivers)."""
