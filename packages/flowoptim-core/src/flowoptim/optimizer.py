@@ -1318,6 +1318,8 @@ class Optimizer(torch.optim.Optimizer):
     _none_is_no_state: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
+        if self.__dict__.get("_host_step_stale"):
+            self._reconcile_step()  # Note [AMP]: the copy gets the true count
         state = super().__getstate__()
         state.update(
             _backend_ref=self._backend_ref(),
