@@ -76,7 +76,7 @@ updated and then masked back to its old params and state on the device (a clone 
 ``found_inf == 0`` on the device (every group takes the device-step path of Note [capturable]
 for that step), and the host count in the groups, which cannot know, is reconciled from the
 device counter (one host read) when it is next needed: ``global_step``, ``state_dict()``, or a
-later step without GradScaler.
+later step without GradScaler. DTensor parameters keep GradScaler's ordinary path.
 
 Note [DTensor parameters]
 -------------------------
@@ -617,7 +617,10 @@ class Optimizer(torch.optim.Optimizer):
         ``found_inf`` instead of unscaling and reading ``found_inf`` on the host: when every
         backend its parameters use computes on device scalars with torch's numbers
         (``Backend.amp_scaling``)."""
-        devices = {_dist.local(p).device for g in self.param_groups for p in g["params"]}
+        params = [p for g in self.param_groups for p in g["params"]]
+        if any(_dist.is_dtensor(p) for p in params):
+            return False  # DTensor updates run on local shards, without the masked restore
+        devices = {p.device for p in params}
         try:
             return all(getattr(self._backend_for(d), "amp_scaling", False) for d in devices)
         except Exception:  # an unavailable backend: GradScaler's ordinary path
