@@ -99,6 +99,8 @@ class TritonBackend(Backend):
     name = "triton"
     #: Note [AMP] in flowoptim.optimizer: device scalars with the host values' bits
     amp_scaling = True
+    #: Note [AMP]: every functional takes ``found_inf`` and its kernels then store nothing
+    amp_found_inf = True
 
     def __init__(self, chunk: int | None = None, configs: Sequence | None = None):
         self.engine = L.Engine(chunk=chunk, configs=configs)
@@ -164,11 +166,14 @@ class TritonBackend(Backend):
         grad_scale: Tensor | None,
         scalars: dict[str, float],
         names: tuple[str, ...],
+        found_inf: Tensor | None = None,
     ) -> None:
         """Stage odd layouts, launch once over the partition, copy staged results back.
 
         ``scalars``: the kernel's hyperparameter values by name, already rounded (Note [kernel
-        scalars]); ``names``: the kernel's slot order. ``make_args(plan, grad_scale, scal)``.
+        scalars]); ``names``: the kernel's slot order. ``found_inf``: GradScaler's (Note [AMP]
+        in ``flowoptim.optimizer``): nonzero, the kernels store nothing.
+        ``make_args(plan, grad_scale, found_inf, scal)``.
         """
         if not operands[0]:
             return
@@ -177,8 +182,9 @@ class TritonBackend(Backend):
         dtype = ops[0][0].dtype
         scal = self._scal(scalars, names, ops[0][0])
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
+        fi, has_fi = self._scale_arg(found_inf, ops[0][0].device)  # Note [AMP]
         constexprs = dict(constexprs)
-        constexprs.update(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype))
+        constexprs.update(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype), HAS_FOUND_INF=has_fi)
         if "HAS_GRAD_SCALE" in constexprs:
             constexprs["HAS_GRAD_SCALE"] = has_gs
         self.engine.run(
@@ -186,7 +192,7 @@ class TritonBackend(Backend):
             kernel,
             ops,
             written,
-            lambda pl: make_args(pl, gs if has_gs else pl.sizes, scal),
+            lambda pl: make_args(pl, gs if has_gs else pl.sizes, fi if has_fi else pl.sizes, scal),
             constexprs,
             validate=self.check_tensors,
         )
@@ -231,6 +237,7 @@ class TritonBackend(Backend):
         nesterov,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         has_m = momentum_buffers is not None
         operands = [list(params), list(grads)] + ([list(momentum_buffers)] if has_m else [])
@@ -242,10 +249,10 @@ class TritonBackend(Backend):
             wd=f32(weight_decay),
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             buf = pl.tables[2] if has_m else pl.tables[0]
             return (pl.tables[0], pl.tables[1], buf, pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                    gs, scal, pl.chunk)  # fmt: skip
+                    gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "sgd",
@@ -262,6 +269,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().SGD_SCALARS,
+            found_inf,
         )
 
     @staticmethod
@@ -330,6 +338,7 @@ class TritonBackend(Backend):
         do_bias_correction,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         amsgrad = bool(amsgrad) and max_exp_avg_sqs is not None
         operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
@@ -339,10 +348,10 @@ class TritonBackend(Backend):
             lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params), params[0]
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             vmax = pl.tables[4] if amsgrad else pl.tables[3]
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], vmax,
-                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adam",
@@ -359,6 +368,7 @@ class TritonBackend(Backend):
             grad_scale,
             s,
             self._k().ADAM_SCALARS,
+            found_inf,
         )
 
     def lamb(
@@ -381,6 +391,7 @@ class TritonBackend(Backend):
         maximize,
         grad_scale,
         norm_reduce=None,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         if not params:
             return
@@ -403,6 +414,7 @@ class TritonBackend(Backend):
         ct = compute_dtype(dtype)
         DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
+        fi, has_fi = self._scale_arg(found_inf, ops[0][0].device)  # Note [AMP]
         eng = self.engine
         plan = eng.plan("lamb", ops, self.check_tensors)
         if plan.n_chunks:
@@ -410,14 +422,14 @@ class TritonBackend(Backend):
             scal = self._scal(s, k.ADAM_SCALARS, ops[0][0])
             const = dict(
                 AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, MAXIMIZE=bool(maximize),
-                WRITE_STATE=write1,
+                WRITE_STATE=write1, HAS_FOUND_INF=has_fi,
                 DT=DT, CT=CT,
             )  # fmt: skip
 
             def head(pl):
                 return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.tables[vi],
                         pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                        gs if has_gs else pl.sizes, scal)  # fmt: skip
+                        gs if has_gs else pl.sizes, fi if has_fi else pl.sizes, scal)  # fmt: skip
 
             def args1(pl):
                 parts = (pl.buffer("w_part", pl.n_chunks, ct), pl.buffer("u_part", pl.n_chunks, ct))
@@ -474,6 +486,7 @@ class TritonBackend(Backend):
         centered,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         centered = bool(centered) and grad_avgs is not None
         has_m = momentum_buffers is not None
@@ -495,9 +508,9 @@ class TritonBackend(Backend):
             momentum=f32(momentum),
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[gi], pl.tables[bi],
-                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "rmsprop",
@@ -514,6 +527,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().RMSPROP_SCALARS,
+            found_inf,
         )
 
     def adagrad(
@@ -529,6 +543,7 @@ class TritonBackend(Backend):
         eps,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         # spec §1.10: in double from the float32 values, then derived-rounded
         if isinstance(step, Tensor) or isinstance(lr, Tensor):  # Note [device scalars]
@@ -537,9 +552,9 @@ class TritonBackend(Backend):
             clr = adagrad_lr(lr, lr_decay, step, _is64(params))
         sc = dict(clr=clr, eps=f32(eps), wd=f32(weight_decay))
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.chunk_tensor, pl.chunk_start,
-                    pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adagrad",
@@ -551,6 +566,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().ADAGRAD_SCALARS,
+            found_inf,
         )
 
     def adadelta(
@@ -566,6 +582,7 @@ class TritonBackend(Backend):
         weight_decay,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         r = f32(rho)
         sc = dict(
@@ -576,9 +593,9 @@ class TritonBackend(Backend):
             wd=f32(weight_decay),
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.chunk_tensor,
-                    pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.chunk_start, pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adadelta",
@@ -590,6 +607,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().ADADELTA_SCALARS,
+            found_inf,
         )
 
     # ------------------------------------------------------------------ clip_grad (spec §3)
