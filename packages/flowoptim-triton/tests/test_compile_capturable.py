@@ -217,9 +217,29 @@ def _plain_path(cls):
     return type(f"Plain{cls.__name__}", (cls,), {"_step_supports_amp_scaling": False})
 
 
+def _masked_restore_backend():
+    """The Triton backend without kernel-level found_inf: the optimizer's masked restore."""
+    from flowoptim_triton import TritonBackend
+
+    class NoKernelSkip(TritonBackend):
+        amp_found_inf = False
+
+    return NoKernelSkip()
+
+
 @pytest.mark.parametrize("unscale_and_clip", [False, True], ids=["scaled", "unscale_clip"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_grad_scaler_without_host_sync_gives_the_eager_unscale_bits(name, unscale_and_clip):
+    _check_grad_scaler(name, unscale_and_clip, lambda: "triton")  # kernels skip on found_inf
+
+
+@pytest.mark.parametrize("name", ["Adam", "LAMB"])
+def test_grad_scaler_masked_restore_gives_the_eager_unscale_bits(name):
+    # a backend without amp_found_inf: the optimizer restores params and state itself
+    _check_grad_scaler(name, True, _masked_restore_backend)
+
+
+def _check_grad_scaler(name, unscale_and_clip, make_backend):
     cls, kw = CASES[name]
     torch.manual_seed(0)
     base = torch.nn.Linear(6, 3).to(DEVICE)
@@ -228,7 +248,8 @@ def test_grad_scaler_without_host_sync_gives_the_eager_unscale_bits(name, unscal
         m = copy.deepcopy(base)
         clip = 0.5 if unscale_and_clip else None
         groups = [{"params": [m.weight], "clip_grad_max_norm": clip}, {"params": [m.bias]}]
-        opt = c(groups, backend="triton", **kw)
+        backend = make_backend()
+        opt = c(groups, backend=backend, **kw)
         runs.append((m, opt, torch.amp.GradScaler(DEVICE, init_scale=2.0**8, growth_interval=2)))
     assert runs[0][1]._step_supports_amp_scaling and not runs[1][1]._step_supports_amp_scaling
     for i in range(5):

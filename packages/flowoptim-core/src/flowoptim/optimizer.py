@@ -70,9 +70,10 @@ values' bits, Note [device scalars]); the reference backend keeps GradScaler's o
 (on the CPU its host read costs nothing, and its device-scalar path would give other roundings).
 Then ``step()`` folds ``1/scale``, computed as ``unscale_`` computes it, into the update's
 ``grad_scale`` (times a pending fused clip coefficient), so the gradients are multiplied by it
-exactly as ``unscale_`` would; and with ``found_inf`` set it changes nothing: each partition is
-updated and then masked back to its old params and state on the device (a clone and a
-``where`` per tensor: the price of no kernel support yet), the step counters advance by
+exactly as ``unscale_`` would; and with ``found_inf`` set it changes nothing: a backend with
+``amp_found_inf`` (Triton) gets ``found_inf`` and its kernels store nothing; with any other,
+each partition is updated and then masked back to its old params and state on the device (a
+clone and a ``where`` per tensor), the step counters advance by
 ``found_inf == 0`` on the device (every group takes the device-step path of Note [capturable]
 for that step), and the host count in the groups, which cannot know, is reconciled from the
 device counter (one host read) when it is next needed: ``global_step``, ``state_dict()``, or a
@@ -572,9 +573,13 @@ class Optimizer(torch.optim.Optimizer):
                     part_step = self._device_step(params[0].device, step)
                     self._copy_param_steps(states, part_step)
                 if layout is None and found_inf is not None:
-                    self._update_unless_inf(
-                        backend, group, params, grads, states, part_step, scale, found_inf
-                    )
+                    if getattr(backend, "amp_found_inf", False):  # its kernels skip (Note [AMP])
+                        with_inf = _WithFoundInf(backend, found_inf)
+                        self._update(with_inf, group, params, grads, states, part_step, scale)
+                    else:
+                        self._update_unless_inf(
+                            backend, group, params, grads, states, part_step, scale, found_inf
+                        )
                 elif layout is None:
                     self._update(backend, group, params, grads, states, part_step, scale)
                 else:
@@ -1380,6 +1385,21 @@ class Optimizer(torch.optim.Optimizer):
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class _WithFoundInf:
+    """A backend whose functionals get GradScaler's ``found_inf`` (Note [AMP]; backends with
+    ``amp_found_inf``)."""
+
+    def __init__(self, backend: Backend, found_inf: Tensor) -> None:
+        self._backend = backend
+        self._found_inf = found_inf
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name in _ops.ALGORITHMS:
+            return functools.partial(attr, found_inf=self._found_inf)
+        return attr
 
 
 def _check_switches(

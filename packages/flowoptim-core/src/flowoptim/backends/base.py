@@ -200,6 +200,9 @@ class Backend:
     #: [AMP] in ``flowoptim.optimizer``): the functionals take a tensor ``step`` and ``lr``
     #: (Note [device scalars]) with the host values' bits
     amp_scaling: bool = False
+    #: whether every functional takes ``found_inf`` (a 0-d device tensor, Note [AMP]): nonzero,
+    #: it must change nothing (no param or state store); otherwise the optimizer restores them
+    amp_found_inf: bool = False
 
     def is_available(self) -> bool:
         """Whether the backend can run at all on this machine (imports, drivers)."""
