@@ -28,6 +28,10 @@ expression) and the in-place scale (``flowoptim::scale_``) are custom ops. A pen
 coefficient is the op's output, stored for the next step.
 
 A backend is passed to an op as an integer handle (:func:`handle`): a constant for dynamo.
+A capturable group's tensor ``step`` and a tensor ``lr`` (Note [device scalars]) reach the op
+as tensors, never read on the host. Under GradScaler's ``found_inf`` (Note [AMP]) the update
+runs eagerly inside the skipped function. Costs: two graph breaks per ``step()`` and per
+``clip_grad()``; ``hyper.tolist()`` reads a CPU tensor (no device sync).
 """
 
 from __future__ import annotations
