@@ -298,11 +298,12 @@ def test_unexpected_keyword_names_the_public_class(cls):
     assert "_AdamBase" not in str(info.value)
 
 
-def test_adam_foreach_error_names_adam():
+def test_adam_unexpected_keyword_error_names_adam():
+    # foreach is accepted since issue 11 (Note [torch.optim switches]); a misspelling is not
     with pytest.raises(TypeError, match=r"^Adam\.__init__\(\) got an unexpected keyword"):
-        fo.Adam([p()], foreach=True)
+        fo.Adam([p()], for_each=True)
     with pytest.raises(TypeError, match=r"^AdamW\.__init__\(\) got an unexpected keyword"):
-        fo.AdamW([p()], foreach=True)
+        fo.AdamW([p()], for_each=True)
 
 
 def test_warnings_point_at_the_callers_line():

@@ -119,6 +119,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
             "centered",
             "do_bias_correction",
             "adam_w_mode",
+            "capturable",
         )
     },
     "fused": _optional_bool,

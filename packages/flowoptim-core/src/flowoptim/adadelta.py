@@ -26,6 +26,9 @@ class Adadelta(Optimizer):
 
     Same arithmetic as torch.optim.Adadelta; state is created on a
     parameter's first update, so ``add_param_group`` works (OneFlow 0.9.0 raises ``KeyError``).
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("square_avg", "acc_delta")
@@ -40,10 +43,22 @@ class Adadelta(Optimizer):
         weight_decay: float = 0.0,
         maximize: bool = False,
         *,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _required_state(self, group) -> set[str]:
         return {"square_avg", "acc_delta"}

@@ -98,6 +98,9 @@ class Adam(_AdamBase):
     included), and every other row keeps its parameter, ``exp_avg`` and ``exp_avg_sq`` exactly.
     Weight decay (L2, in :math:`g'`) therefore reaches the rows present only. Dense and sparse
     gradients may mix in a group.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _torch_fixed: ClassVar[dict[str, Any]] = {"decoupled_weight_decay": False}
@@ -114,12 +117,22 @@ class Adam(_AdamBase):
         *,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = _adam_defaults(
             lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
 
 class AdamW(_AdamBase):
@@ -137,6 +150,9 @@ class AdamW(_AdamBase):
     float32 hyperparameters, the weight-decay default. ``fused`` is accepted and changes
     nothing. Sparse gradients update lazily as in :class:`Adam` (spec §5): the rows present
     only, the decoupled decay :math:`-\eta\lambda p` included (rows absent are not decayed).
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _decoupled = True
@@ -154,9 +170,19 @@ class AdamW(_AdamBase):
         *,
         maximize: bool = False,
         fused: bool | None = None,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = _adam_defaults(
             lr, betas, eps, weight_decay, amsgrad, do_bias_correction, maximize, fused
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )

@@ -35,6 +35,9 @@ class LAMB(Optimizer):
     OneFlow does not, and neither do we. ``amsgrad=True`` is supported (OneFlow raises).
     torch.optim has no LAMB. OneFlow's reference text shows neither bias correction nor decay;
     OneFlow 0.9.0 applies both, as we do.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
@@ -54,6 +57,10 @@ class LAMB(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -66,7 +73,15 @@ class LAMB(Optimizer):
             amsgrad=amsgrad,
             maximize=maximize,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _required_state(self, group) -> set[str]:
         return required_adam_state(group)

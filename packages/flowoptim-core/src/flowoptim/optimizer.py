@@ -36,6 +36,49 @@ it and the key. torch.optim's own switches for the same algorithm (``foreach``, 
 optimizer has the option. Hooks registered with ``register_load_state_dict_pre_hook`` /
 ``..._post_hook`` fire as in torch.optim (pre-hooks may return a new state dict).
 
+Note [torch.optim switches]
+---------------------------
+Every optimizer takes torch.optim's keyword-only ``foreach``, ``fused``, ``capturable`` and
+``differentiable`` (so that factories such as timm's ``create_optimizer_v2(..., foreach=True)``
+work). ``foreach`` and ``fused`` change nothing: the backend decides how an update runs (the
+reference backend uses torch's fused CPU kernels where they give the spec's numbers, else
+foreach ops; the Triton backend always runs fused kernels). Adam, AdamW and SGD keep ``fused``
+in their groups, as OneFlow does; elsewhere it is checked and dropped. ``capturable`` is kept in
+every group (default False, as torch); ``differentiable=True`` raises ``NotImplementedError``.
+
+Note [capturable]
+-----------------
+``capturable=True`` (torch's meaning): the group's step makes no host synchronisation and can
+be captured in a CUDA graph. The optimizer keeps the optimizer-wide step on each device as a
+float32 0-d tensor, advanced in place (``add_(1)``) by every ``step()``, and hands the backend
+that tensor as ``step`` (Note [device scalars] in ``flowoptim.backends.base``); each parameter's
+``step`` state is a float32 0-d tensor on its device, written in place from it (torch's layout
+for capturable optimizers; ``load_state_dict`` puts it there too). The host count in the groups
+still advances with every ``step()`` call: replays of a captured graph advance only the device
+tensors. A device counter is created from the host count the first time a capturable group
+updates on that device: run the first step (a warm-up) before capturing. DTensor groups are
+never capturable.
+
+Note [AMP]
+----------
+``torch.amp.GradScaler`` hands an optimizer whose ``_step_supports_amp_scaling`` is true two
+device tensors as attributes for one ``step()``: ``grad_scale`` (the loss scale, or None when the
+user already called ``unscale_``) and ``found_inf`` (nonzero when some gradient was inf/NaN),
+instead of unscaling the gradients and reading ``found_inf`` on the host. It is true when every
+backend in use says ``amp_scaling`` (the Triton backend: its device scalars have the host
+values' bits, Note [device scalars]); the reference backend keeps GradScaler's ordinary path
+(on the CPU its host read costs nothing, and its device-scalar path would give other roundings).
+Then ``step()`` folds ``1/scale``, computed as ``unscale_`` computes it, into the update's
+``grad_scale`` (times a pending fused clip coefficient), so the gradients are multiplied by it
+exactly as ``unscale_`` would; and with ``found_inf`` set it changes nothing: a backend with
+``amp_found_inf`` (Triton) gets ``found_inf`` and its kernels store nothing; with any other,
+each partition is updated and then masked back to its old params and state on the device (a
+clone and a ``where`` per tensor), the step counters advance by
+``found_inf == 0`` on the device (every group takes the device-step path of Note [capturable]
+for that step), and the host count in the groups, which cannot know, is reconciled from the
+device counter (one host read) when it is next needed: ``global_step``, ``state_dict()``, or a
+later step without GradScaler. DTensor parameters keep GradScaler's ordinary path.
+
 Note [DTensor parameters]
 -------------------------
 Parameters may be DTensors (FSDP2's ``fully_shard``, tensor parallelism). Their state is created
@@ -66,6 +109,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from . import _ops
 from . import backends as _backends
 from . import distributed as _dist
 from ._validation import validate_options
@@ -167,6 +211,11 @@ class Optimizer(torch.optim.Optimizer):
         defaults: the constructor's options.
         backend: ``None`` (automatic), a registered backend name, ``"module:attribute"``, or a
             :class:`flowoptim.backends.Backend` instance.
+        foreach, fused: torch.optim's switches, accepted and without effect (Note [torch.optim
+            switches]).
+        capturable: no host sync in ``step()``/``clip_grad()``, for CUDA graphs (Note
+            [capturable]); a group option.
+        differentiable: only ``False`` (``True`` raises ``NotImplementedError``).
     """
 
     #: whether sparse gradients are accepted (spec §5)
@@ -190,7 +239,14 @@ class Optimizer(torch.optim.Optimizer):
         defaults: dict[str, Any],
         *,
         backend: str | Backend | None = None,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
     ) -> None:
+        # Note [torch.optim switches]
+        _check_switches(type(self).__name__, foreach, fused, capturable, differentiable)
+        defaults = {**defaults, "capturable": capturable}
         validate_options(defaults, self._extra_rules)
         self._explicit_backend = _backends.explicit_choice(backend)
         # how to find the backend again after deepcopy/pickle (Optimizer.__getstate__)
@@ -201,6 +257,10 @@ class Optimizer(torch.optim.Optimizer):
         self._pending_clip: dict[int, Tensor] = {}  # group index -> coef (clip_grad(fused=True))
         self._warned: set[str] = set()  # warnings already given once by this optimizer
         self._clip_called = False  # clip_grad() ran since the last step()
+        # device -> the optimizer-wide step as a float32 0-d tensor there (Note [capturable])
+        self._device_steps: dict[torch.device, Tensor] = {}
+        # the host count may exceed the device one: GradScaler skipped steps (Note [AMP])
+        self._host_step_stale = False
         # id(param) -> what passed _check_state last (Note [state check cache]); also holds
         # the (keys, (device, dtype)) tokens
         self._state_checked: dict[Any, tuple] = {}
@@ -232,13 +292,33 @@ class Optimizer(torch.optim.Optimizer):
             raise ValueError("optimizer got an empty parameter list")
         if all(isinstance(x, dict) for x in items):
             return [dict(x) for x in items]
-        if all(isinstance(x, Tensor) for x in items):
-            return [{"params": items}]
-        bad = next(x for x in items if not isinstance(x, (Tensor, dict)))
+        if all(isinstance(x, (Tensor, tuple)) for x in items):
+            return [{"params": items}]  # tuples: named parameters, checked by add_param_group
+        bad = next(x for x in items if not isinstance(x, (Tensor, tuple, dict)))
         raise TypeError(
-            "params argument should be an iterable of Tensors or of dicts (not a mix), got an "
-            f"element of type {type(bad).__name__}"
+            "params argument should be an iterable of Tensors, of (name, Tensor) pairs or of "
+            f"dicts (not a mix), got an element of type {type(bad).__name__}"
         )
+
+    @staticmethod
+    def _split_names(params: list[Any], gi: int) -> tuple[list[Any], list[str] | None]:
+        """``named_parameters()`` pairs split into tensors and names (torch >= 2.5: the names
+        go to the group's ``param_names``); plain tensors pass through with no names."""
+        named = [isinstance(p, tuple) for p in params]
+        if not any(named):
+            return params, None
+        if not all(named):
+            raise ValueError(
+                f"param group {gi} mixes named parameters ((name, tensor) pairs) and unnamed "
+                "ones; all optimizer params should be with/without names"
+            )
+        for i, item in enumerate(params):
+            if len(item) != 2 or not isinstance(item[0], str):
+                raise TypeError(
+                    f"param {i} of group {gi} is {type(item).__name__} of length {len(item)}: "
+                    "expected a (name, tensor) pair as named_parameters() yields"
+                )
+        return [t for _, t in params], [n for n, _ in params]
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a param group; options it lacks come from the constructor's defaults.
@@ -262,6 +342,16 @@ class Optimizer(torch.optim.Optimizer):
         else:
             params = list(params)
         gi = len(self.param_groups)
+        params, names = self._split_names(params, gi)
+        if names is not None:
+            group["param_names"] = names
+        if self.param_groups and ("param_names" in group) != (
+            "param_names" in self.param_groups[0]
+        ):
+            raise ValueError(
+                f"all optimizer param groups should be with/without names: param group {gi} is "
+                f"{'with' if 'param_names' in group else 'without'} names, group 0 is not"
+            )
         if not params:
             raise ValueError(
                 f"{type(self).__name__}: param group {gi} has no parameters ('params' is empty; "
@@ -327,8 +417,11 @@ class Optimizer(torch.optim.Optimizer):
 
     @property
     def global_step(self) -> int:
-        """The optimizer-wide step counter (Note [optimizer-wide step])."""
-        return max((int(g.get("step", 0)) for g in self.param_groups), default=0)
+        """The optimizer-wide step counter (Note [optimizer-wide step]); after steps that
+        GradScaler may have skipped, read from the device (Note [AMP])."""
+        if self.__dict__.get("_host_step_stale"):
+            self._reconcile_step()
+        return self._host_step()
 
     def _set_global_step(self, step: int) -> None:
         for g in self.param_groups:
@@ -464,33 +557,175 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling():
+            # Note [step under torch.compile]: the bookkeeping eagerly, the updates as ops
+            calls = self._record_step()
+            with torch.no_grad():
+                _ops.run(calls)
+            return loss
         with torch.no_grad():
-            plan = self._plan_step()  # phase 1: check everything (Note [step phases])
-            # phase 2: update
-            step = self.global_step + 1
-            self._set_global_step(step)
-            # Note [per-parameter step tensor]: one new tensor per step, shared by every
-            # parameter updated in it and never written afterwards; state_dict() hands out a
-            # copy per parameter, so nothing outside ever sees the sharing
-            step_t = torch.tensor(float(step), dtype=torch.float32)
-            for group, parts, layout in plan:
-                for backend, params, grads, scale in parts:
-                    states = []
-                    for p in params:
-                        state = self.state[p]
-                        if not state:
-                            self._init_state(p, state, group)
-                        state["step"] = step_t
-                        states.append(state)
-                    if layout is None:
-                        self._update(backend, group, params, grads, states, step, scale)
-                    else:
-                        self._update_local(
-                            backend, group, params, grads, states, step, scale, layout
-                        )
-            self._pending_clip.clear()
-            self._clip_called = False
+            self._step(None)
         return loss
+
+    @torch._disable_dynamo
+    def _record_step(self) -> list[tuple[Any, tuple]]:
+        """``step()``'s phases 1 and 2 with every backend call on plain tensors recorded, not
+        run (Note [step under torch.compile]); run eagerly, outside dynamo."""
+        calls: list[tuple[Any, tuple]] = []
+        with torch.no_grad():
+            self._step(_ops.Recorder(calls))
+        return calls
+
+    def _step(self, recorder: _ops.Recorder | None) -> None:
+        """Phases 1 and 2 of ``step()`` (Note [step phases]); with a ``recorder``, backend calls
+        on plain tensors are recorded into it instead of run."""
+        plan = self._plan_step()  # phase 1: check everything (Note [step phases])
+        # phase 2: update
+        found_inf = self._amp_found_inf()  # Note [AMP]
+        if self._host_step_stale and (
+            found_inf is None and any(not g.get("capturable") for g, _, _ in plan)
+        ):
+            self._reconcile_step()  # a host sync, only after AMP steps and then a plain one
+        step = self._host_step() + 1
+        self._set_global_step(step)
+        # Note [per-parameter step tensor]: one new tensor per step, shared by every
+        # parameter updated in it and never written afterwards; state_dict() hands out a
+        # copy per parameter, so nothing outside ever sees the sharing
+        step_t = torch.tensor(float(step), dtype=torch.float32)
+        # Note [capturable]: every device counter advances once per step, on the device (by
+        # 0 when GradScaler found an inf: Note [AMP]); a new one starts at the host count
+        for group, parts, layout in plan:
+            if layout is None and (found_inf is not None or group.get("capturable")):
+                for part in parts:
+                    self._device_step(part[1][0].device, step - 1)
+        for device, t in self._device_steps.items():
+            if found_inf is None:
+                t.add_(1)
+            else:
+                t.add_(found_inf.to(device=device, non_blocking=True).eq(0).to(t.dtype))
+        if found_inf is not None:
+            self._host_step_stale = True
+        for group, parts, layout in plan:
+            capturable = (group.get("capturable", False) or found_inf is not None) and (
+                layout is None
+            )
+            for backend, params, grads, scale in parts:
+                # under GradScaler's found_inf the masked update runs eagerly (Note [AMP])
+                if recorder is not None and layout is None and found_inf is None:
+                    recorder.backend, backend = backend, recorder
+                    recorder.capturable = capturable
+                states = []
+                for p in params:
+                    state = self.state[p]
+                    if not state:
+                        self._init_state(p, state, group)
+                    if not capturable:
+                        state["step"] = step_t
+                    states.append(state)
+                part_step: int | Tensor = step
+                if capturable:
+                    part_step = self._device_step(params[0].device, step)
+                    self._copy_param_steps(states, part_step)
+                if layout is None and found_inf is not None:
+                    if getattr(backend, "amp_found_inf", False):  # its kernels skip (Note [AMP])
+                        with_inf = _WithFoundInf(backend, found_inf)
+                        self._update(with_inf, group, params, grads, states, part_step, scale)
+                    else:
+                        self._update_unless_inf(
+                            backend, group, params, grads, states, part_step, scale, found_inf
+                        )
+                elif layout is None:
+                    self._update(backend, group, params, grads, states, part_step, scale)
+                else:
+                    self._update_local(backend, group, params, grads, states, step, scale, layout)
+        self._pending_clip.clear()
+        self._clip_called = False
+
+    def _update_unless_inf(self, backend, group, params, grads, states, step, scale, found_inf):
+        """``_update``, leaving params and state exactly as they were when ``found_inf`` is
+        nonzero (Note [AMP]): the update runs on copies, which are kept only where no inf was
+        found (a masked copy on the device, no host read)."""
+        live = [*params, *(v for s in states for k, v in s.items() if k != "step")]
+        saved = [t.clone() for t in live]
+        self._update(backend, group, params, grads, states, step, scale)
+        skip = found_inf.to(device=params[0].device, non_blocking=True).ne(0)
+        for t, old in zip(live, saved):
+            t.copy_(torch.where(skip, old, t))
+        # state created by this update (amsgrad switched on, say) was zeros before it
+        before = {id(t) for t in live}
+        for s in states:
+            for k, v in s.items():
+                if k != "step" and isinstance(v, Tensor) and id(v) not in before:
+                    v.copy_(torch.where(skip, torch.zeros_like(v), v))
+
+    def _amp_inv_scale(self) -> Tensor | None:
+        """``1/scale`` from GradScaler's ``grad_scale`` (None once the user unscaled), computed
+        as ``GradScaler.unscale_`` computes it: in double, rounded to float32 (Note [AMP])."""
+        scale = self.__dict__.get("grad_scale")
+        if scale is None:
+            return None
+        return scale.double().reciprocal().float()
+
+    def _amp_found_inf(self) -> Tensor | None:
+        """GradScaler's ``found_inf`` for this step (Note [AMP]), None outside GradScaler."""
+        return self.__dict__.get("found_inf")
+
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Note [AMP]: whether ``torch.amp.GradScaler`` hands this optimizer ``grad_scale`` and
+        ``found_inf`` instead of unscaling and reading ``found_inf`` on the host: when every
+        backend its parameters use computes on device scalars with torch's numbers
+        (``Backend.amp_scaling``)."""
+        params = [p for g in self.param_groups for p in g["params"]]
+        if any(_dist.is_dtensor(p) for p in params):
+            return False  # DTensor updates run on local shards, without the masked restore
+        devices = {p.device for p in params}
+        try:
+            return all(getattr(self._backend_for(d), "amp_scaling", False) for d in devices)
+        except Exception:  # an unavailable backend: GradScaler's ordinary path
+            return False
+
+    def _host_step(self) -> int:
+        """The host count in the groups, without reconciling (Note [AMP])."""
+        return max((int(g.get("step", 0)) for g in self.param_groups), default=0)
+
+    def _reconcile_step(self) -> None:
+        """Set the host count from the device counter after steps GradScaler may have skipped
+        (Note [AMP]); reads the device (a host sync)."""
+        if self.__dict__.get("_host_step_stale") and self._device_steps:
+            counter = next(iter(self._device_steps.values()))
+            self._set_global_step(int(counter.item()))
+        self._host_step_stale = False
+
+    def _device_step(self, device: torch.device, step: int) -> Tensor:
+        """The optimizer-wide step on ``device`` (Note [capturable]); created from the host
+        count the first time a capturable group updates there."""
+        t = self._device_steps.get(device)
+        if t is None:
+            t = torch.full((), float(step), dtype=torch.float32, device=device)
+            self._device_steps[device] = t
+        return t
+
+    @staticmethod
+    def _copy_param_steps(states: list[dict[str, Any]], counter: Tensor) -> None:
+        """Each parameter's ``step``: a float32 0-d tensor on its device written in place from
+        the device counter (Note [capturable]); one from before (a CPU tensor, say) is
+        replaced."""
+        steps = []
+        for state in states:
+            old = state.get("step")
+            if (
+                isinstance(old, Tensor)
+                and old.device == counter.device
+                and old.dtype == torch.float32
+                and old.dim() == 0
+                and old is not counter
+            ):
+                steps.append(old)
+            else:
+                state["step"] = counter.clone()
+        if steps:
+            torch._foreach_copy_(steps, [counter] * len(steps))
 
     def _plan_step(self) -> list[tuple[dict[str, Any], list[tuple], Any]]:
         """Phase 1 of ``step()``: check every group and return what phase 2 updates, as
@@ -530,6 +765,10 @@ class Optimizer(torch.optim.Optimizer):
                     scale = coef.to(
                         device=_dist.local(params[0]).device, dtype=compute_dtype(dtype)
                     )
+                inv = self._amp_inv_scale()  # Note [AMP]
+                if inv is not None:
+                    inv = inv.to(device=_dist.local(params[0]).device, dtype=compute_dtype(dtype))
+                    scale = inv if scale is None else inv * scale
                 parts.append((backend, params, [pairs[i][1] for i in idx], scale))
             plan.append((group, parts, layout))
         return plan
@@ -666,6 +905,7 @@ class Optimizer(torch.optim.Optimizer):
                 s[k] = v
 
     # ------------------------------------------------------------------ zero_grad
+    @torch._disable_dynamo  # as torch.optim's: bookkeeping, and no guard on the groups' floats
     def zero_grad(self, set_to_none: bool = False) -> None:
         """Zero every gradient in place (default, as OneFlow), or set them to None.
 
@@ -713,6 +953,8 @@ class Optimizer(torch.optim.Optimizer):
                 update then reads the gradients once, not three times). ``zero_grad`` drops a
                 pending coefficient.
         """
+        if torch.compiler.is_compiling():
+            return self._clip_grad_compiled(error_if_nonfinite, fused)
         clipped = [
             (gi, g)
             for gi, g in enumerate(self.param_groups)
@@ -781,6 +1023,82 @@ class Optimizer(torch.optim.Optimizer):
         self._clip_called = True
         return [total for _, _, total, _ in results]
 
+    def _clip_grad_compiled(self, error_if_nonfinite: bool, fused: bool) -> list[Tensor]:
+        """``clip_grad`` under dynamo (Note [step under torch.compile]): the checks and
+        partitions eagerly, the norms, coefficients and scaling as custom ops."""
+        plan = self._plan_clip()
+        totals = []
+        with torch.no_grad():
+            results = []
+            for gi, norm_type, max_norm, parts, total in plan:
+                coef = None
+                if parts:
+                    partials = [_ops.grad_norm(h, part, norm_type) for h, part in parts]
+                    total, coef = _ops.clip_coef(partials, norm_type, max_norm)
+                results.append((gi, total, coef, parts))
+                totals.append(total)
+            if error_if_nonfinite:
+                for gi, total, _, _ in results:
+                    if not bool(torch.isfinite(total)):
+                        raise RuntimeError(
+                            f"The total norm for gradients of group {gi} is non-finite "
+                            f"({float(total)}), so it cannot be clipped. To disable this "
+                            "error, call clip_grad(error_if_nonfinite=False)"
+                        )
+            for gi, _, coef, parts in results:
+                if coef is None:
+                    continue
+                if fused:
+                    self._pending_clip[gi] = coef
+                else:
+                    for h, part in parts:
+                        dtype = compute_dtype(part[0].dtype)
+                        _ops.scale_(h, part, coef.to(device=part[0].device, dtype=dtype))
+        self._set_clip_called()
+        return totals
+
+    @torch._disable_dynamo
+    def _set_clip_called(self) -> None:
+        self._clip_called = True
+
+    @torch._disable_dynamo
+    def _plan_clip(self) -> list[tuple[int, float, float, list[tuple[int, list[Tensor]]], Any]]:
+        """``clip_grad``'s checks and partitions, run eagerly (Note [step under
+        torch.compile]): ``(gi, norm_type, max_norm, [(backend handle, grads)], total)`` per
+        clipped group, ``total`` a zero tensor for a group without gradients, else None."""
+        clipped = [
+            (gi, g)
+            for gi, g in enumerate(self.param_groups)
+            if g.get("clip_grad_max_norm") is not None
+        ]
+        if not clipped:
+            self._warn_once(
+                "no_clip",
+                "clip_grad() called but no param group has 'clip_grad_max_norm'; "
+                "nothing was clipped",
+            )
+            return []
+        plan = []
+        for gi, group in clipped:
+            norm_type = float(group.get("clip_grad_norm_type", 2.0))
+            if any(p.grad is not None and p.grad.is_sparse for p in group["params"]):
+                raise RuntimeError(f"clip_grad does not support sparse gradients (group {gi})")
+            pairs = [(p, g) for p, g in self._check_grads(gi, group) if g.numel() > 0]
+            if self._dtensor_layout(gi, group, pairs, reducible=True) is not None:
+                raise NotImplementedError(
+                    f"clip_grad under torch.compile does not support DTensor gradients (group "
+                    f"{gi}); call it outside the compiled region"
+                )
+            grads = [g for _, g in pairs]
+            parts = []
+            for (device, _), idx in self._partition(grads).items():
+                backend = self._backend_for(device)
+                backend.check_tensors([pairs[i][0] for i in idx])
+                parts.append((_ops.handle(backend), [grads[i] for i in idx]))
+            total = None if parts else _combine_norms([], norm_type)
+            plan.append((gi, norm_type, float(group["clip_grad_max_norm"]), parts, total))
+        return plan
+
     def _clip_total_dtensor(
         self,
         gi: int,
@@ -821,6 +1139,8 @@ class Optimizer(torch.optim.Optimizer):
         ``register_state_dict_pre_hook``/``..._post_hook`` fire as in torch.optim."""
         for pre_hook in self._optimizer_state_dict_pre_hooks.values():
             pre_hook(self)
+        if self.__dict__.get("_host_step_stale"):
+            self._reconcile_step()  # Note [AMP]
         param_mappings: dict[int, int] = {}
         start = 0
 
@@ -927,6 +1247,13 @@ class Optimizer(torch.optim.Optimizer):
         for entry in new_state.values():
             if "step" not in entry:
                 entry["step"] = torch.tensor(float(step), dtype=torch.float32)
+        # Note [capturable]: torch keeps a capturable group's step tensors on the device
+        for group, current in zip(groups, self.param_groups):
+            if group.get("capturable"):
+                for p in current["params"]:
+                    entry = new_state.get(p)
+                    if entry is not None:
+                        entry["step"] = entry["step"].to(_dist.local(p).device)
         for group in groups:
             self._check_group(group)
         # commit: nothing above modified self
@@ -940,6 +1267,8 @@ class Optimizer(torch.optim.Optimizer):
         self._pending_clip.clear()
         self._backend_cache.clear()
         self._state_checked.clear()
+        self._device_steps.clear()
+        self._host_step_stale = False
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
@@ -1057,6 +1386,8 @@ class Optimizer(torch.optim.Optimizer):
     _none_is_no_state: bool = False
 
     def __getstate__(self) -> dict[str, Any]:
+        if self.__dict__.get("_host_step_stale"):
+            self._reconcile_step()  # Note [AMP]: the copy gets the true count
         state = super().__getstate__()
         state.update(
             _backend_ref=self._backend_ref(),
@@ -1096,6 +1427,8 @@ class Optimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("_backend_spec", None)
         self._backend_cache = {}
         self._state_checked = {}
+        self._device_steps = {}
+        self.__dict__.setdefault("_host_step_stale", False)
         self.__dict__.setdefault("_pending_clip", {})
         self.__dict__.setdefault("_warned", set())
         self.__dict__.setdefault("_clip_called", False)
@@ -1112,6 +1445,43 @@ class Optimizer(torch.optim.Optimizer):
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class _WithFoundInf:
+    """A backend whose functionals get GradScaler's ``found_inf`` (Note [AMP]; backends with
+    ``amp_found_inf``)."""
+
+    def __init__(self, backend: Backend, found_inf: Tensor) -> None:
+        self._backend = backend
+        self._found_inf = found_inf
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name in _ops.ALGORITHMS:
+            return functools.partial(attr, found_inf=self._found_inf)
+        return attr
+
+
+def _check_switches(
+    name: str, foreach: Any, fused: Any, capturable: Any, differentiable: Any
+) -> None:
+    """Check torch.optim's ``foreach``/``fused``/``capturable``/``differentiable`` keywords
+    (Note [torch.optim switches])."""
+    for key, value, optional in (
+        ("foreach", foreach, True),
+        ("fused", fused, True),
+        ("capturable", capturable, False),
+        ("differentiable", differentiable, False),
+    ):
+        if not (isinstance(value, bool) or (optional and value is None)):
+            expected = "True, False or None" if optional else "True or False"
+            raise TypeError(f"{name}: invalid {key} value {value!r} (expected {expected})")
+    if differentiable:
+        raise NotImplementedError(
+            f"{name}(differentiable=True) is not supported: flowoptim's updates run in-place "
+            "backend kernels (custom ops without autograd formulas), so autograd cannot "
+            "differentiate through step(); use torch.optim for optimizers inside autograd"
+        )
 
 
 def _as_step(value: Any, what: str) -> int:

@@ -40,6 +40,9 @@ class RMSprop(Optimizer):
     excludes lr). OneFlow 0.9.0 raises for ``momentum > 0``; we implement the formula its
     reference text gives. ``alpha`` must be in ``[0, 1]`` (above 1, ``square_avg`` goes negative;
     spec §1.7).
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     _state_names = ("square_avg", "grad_avg", "momentum_buffer")
@@ -59,6 +62,10 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -70,7 +77,15 @@ class RMSprop(Optimizer):
             centered=centered,
             maximize=maximize,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            fused=fused,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _lazy_state(self, group) -> set[str]:
         lazy = set()

@@ -35,6 +35,9 @@ class SGD(Optimizer):
     §5): duplicate rows are summed, the rows present update as above (their buffer rows
     too, nesterov included) and every other row, and its buffer row, is left exactly as it was,
     as OneFlow's ``support_sparse``. Dense and sparse gradients may mix in a group.
+    torch.optim's ``foreach``, ``fused``, ``capturable`` and ``differentiable`` keywords: Note
+    [torch.optim switches] (``capturable=True``: Note [capturable]); ``torch.compile``
+    works (docs/guides/compile-cudagraphs-amp.md).
     """
 
     support_sparse = True
@@ -54,6 +57,9 @@ class SGD(Optimizer):
         maximize: bool = False,
         *,
         fused: bool | None = None,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
         backend: str | Backend | None = None,
     ) -> None:
         defaults = dict(
@@ -65,7 +71,14 @@ class SGD(Optimizer):
             maximize=maximize,
             fused=fused,
         )
-        super().__init__(params, defaults, backend=backend)
+        super().__init__(
+            params,
+            defaults,
+            backend=backend,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
 
     def _check_group(self, group) -> None:
         if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):

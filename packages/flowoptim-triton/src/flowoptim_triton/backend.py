@@ -65,6 +65,10 @@ from flowoptim.backends.base import (
     bias_corrections,
     compute_dtype,
     derived,
+    device_adagrad_lr,
+    device_bias_corrections,
+    device_derived,
+    device_f32,
     f32,
 )
 
@@ -73,6 +77,11 @@ from . import launch as L
 __all__ = ["TritonBackend"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _lr(lr: float | Tensor, params: Sequence[Tensor]) -> float | Tensor:
+    """``f32(lr)``; a tensor lr stays on the device (Note [device scalars])."""
+    return device_f32(lr, params[0].device) if isinstance(lr, Tensor) else f32(lr)
 
 
 def _is64(params: Sequence[Tensor]) -> bool:
@@ -88,6 +97,10 @@ class TritonBackend(Backend):
     """
 
     name = "triton"
+    #: Note [AMP] in flowoptim.optimizer: device scalars with the host values' bits
+    amp_scaling = True
+    #: Note [AMP]: every functional takes ``found_inf`` and its kernels then store nothing
+    amp_found_inf = True
 
     def __init__(self, chunk: int | None = None, configs: Sequence | None = None):
         self.engine = L.Engine(chunk=chunk, configs=configs)
@@ -155,11 +168,14 @@ class TritonBackend(Backend):
         grad_scale: Tensor | None,
         scalars: dict[str, float],
         names: tuple[str, ...],
+        found_inf: Tensor | None = None,
     ) -> None:
         """Stage odd layouts, launch once over the partition, copy staged results back.
 
         ``scalars``: the kernel's hyperparameter values by name, already rounded (Note [kernel
-        scalars]); ``names``: the kernel's slot order. ``make_args(plan, grad_scale, scal)``.
+        scalars]); ``names``: the kernel's slot order. ``found_inf``: GradScaler's (Note [AMP]
+        in ``flowoptim.optimizer``): nonzero, the kernels store nothing.
+        ``make_args(plan, grad_scale, found_inf, scal)``.
         """
         if not operands[0]:
             return
@@ -168,8 +184,9 @@ class TritonBackend(Backend):
         dtype = ops[0][0].dtype
         scal = self._scal(scalars, names, ops[0][0])
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
+        fi, has_fi = self._scale_arg(found_inf, ops[0][0].device)  # Note [AMP]
         constexprs = dict(constexprs)
-        constexprs.update(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype))
+        constexprs.update(DT=L.tl_dtype(dtype), CT=L.compute_dtype(dtype), HAS_FOUND_INF=has_fi)
         if "HAS_GRAD_SCALE" in constexprs:
             constexprs["HAS_GRAD_SCALE"] = has_gs
         self.engine.run(
@@ -177,16 +194,32 @@ class TritonBackend(Backend):
             kernel,
             ops,
             written,
-            lambda pl: make_args(pl, gs if has_gs else pl.sizes, scal),
+            lambda pl: make_args(pl, gs if has_gs else pl.sizes, fi if has_fi else pl.sizes, scal),
             constexprs,
             validate=self.check_tensors,
         )
         for orig, tmp in writeback:
             orig.copy_(tmp)
 
-    def _scal(self, scalars: dict[str, float], names: tuple[str, ...], p0: Tensor) -> Tensor:
-        """The ``scal`` tensor of a partition whose first param is ``p0`` (compute dtype)."""
-        return self.engine.scalars([scalars[n] for n in names], compute_dtype(p0.dtype), p0.device)
+    def _scal(self, scalars: dict, names: tuple[str, ...], p0: Tensor) -> Tensor:
+        """The ``scal`` tensor of a partition whose first param is ``p0`` (compute dtype).
+
+        Values that are 0-d tensors (a capturable group's step-dependent scalars, Note [device
+        scalars] in ``flowoptim.backends.base``) make it a new tensor built on the device: the
+        host floats filled in, the tensors copied, no host read and no host-to-device copy, so
+        a CUDA graph that captures the step replays the current step and lr."""
+        values = [scalars[n] for n in names]
+        ct = compute_dtype(p0.dtype)
+        if not any(isinstance(v, Tensor) for v in values):
+            return self.engine.scalars(values, ct, p0.device)
+        return torch.stack(
+            [
+                v.to(device=p0.device, dtype=ct)
+                if isinstance(v, Tensor)
+                else torch.full((), v, dtype=ct, device=p0.device)
+                for v in values
+            ]
+        )
 
     @staticmethod
     def _k():
@@ -206,21 +239,22 @@ class TritonBackend(Backend):
         nesterov,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         has_m = momentum_buffers is not None
         operands = [list(params), list(grads)] + ([list(momentum_buffers)] if has_m else [])
         is64 = _is64(params)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, params),
             momentum=f32(momentum),  # 1e-46 rounds to 0: the buffer is then (1-d)*g'
             one_minus_dampening=derived(1.0 - f32(dampening), is64),
             wd=f32(weight_decay),
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             buf = pl.tables[2] if has_m else pl.tables[0]
             return (pl.tables[0], pl.tables[1], buf, pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                    gs, scal, pl.chunk)  # fmt: skip
+                    gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "sgd",
@@ -237,14 +271,40 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().SGD_SCALARS,
+            found_inf,
         )
 
     @staticmethod
-    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, is64):
+    def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, is64, p0):
         """Adam/AdamW/LAMB kernel scalars (Note [kernel scalars]): f32 hyperparameters, float32
         bias corrections from the double betas (never 0, even when ``f32(beta) == 1``: Note
-        [degenerate hyperparameters]), derived values in double then ``derived``-rounded."""
+        [degenerate hyperparameters]), derived values in double then ``derived``-rounded.
+        A tensor step or lr: the step- and lr-dependent ones as tensors on ``p0``'s device
+        (Note [device scalars])."""
         b1, b2 = f32(beta1), f32(beta2)
+        if isinstance(step, Tensor) or isinstance(lr, Tensor):
+            dev = p0.device
+            if isinstance(step, Tensor):
+                bc1, bc2 = device_bias_corrections(beta1, beta2, step.to(dev), do_bias_correction)
+            else:
+                bc1, bc2 = (
+                    torch.full((), v, dtype=torch.float64, device=dev)
+                    for v in bias_corrections(beta1, beta2, step, do_bias_correction)
+                )
+            lr32, wd = device_f32(lr, dev), f32(weight_decay)
+            return dict(
+                beta1=b1,
+                one_minus_beta1=derived(1.0 - b1, is64),
+                beta2=b2,
+                one_minus_beta2=derived(1.0 - b2, is64),
+                bc1=bc1,
+                sqrt_bc2=device_derived(torch.sqrt(bc2), is64),
+                eps=f32(eps),
+                wd=wd,
+                lr=lr32,
+                step_size=device_derived(torch.div(lr32, bc1), is64),
+                lr_wd=device_derived(lr32 * wd, is64),
+            )
         bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
         lr32, wd = f32(lr), f32(weight_decay)
         return dict(
@@ -280,19 +340,20 @@ class TritonBackend(Backend):
         do_bias_correction,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         amsgrad = bool(amsgrad) and max_exp_avg_sqs is not None
         operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
         if amsgrad:
             operands.append(list(max_exp_avg_sqs))
         s = self._adam_scalars(
-            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params)
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params), params[0]
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             vmax = pl.tables[4] if amsgrad else pl.tables[3]
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], vmax,
-                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adam",
@@ -309,6 +370,7 @@ class TritonBackend(Backend):
             grad_scale,
             s,
             self._k().ADAM_SCALARS,
+            found_inf,
         )
 
     def lamb(
@@ -331,6 +393,7 @@ class TritonBackend(Backend):
         maximize,
         grad_scale,
         norm_reduce=None,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         if not params:
             return
@@ -342,7 +405,7 @@ class TritonBackend(Backend):
             operands.append(list(max_exp_avg_sqs))
         n_ops = len(operands)
         s = self._adam_scalars(
-            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params)
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(params), params[0]
         )
         self.check_tensors(operands[0][:1])
         ops, writeback = L.stage(operands, [True, False] + [True] * (n_ops - 2))
@@ -353,6 +416,7 @@ class TritonBackend(Backend):
         ct = compute_dtype(dtype)
         DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
         gs, has_gs = self._scale_arg(grad_scale, ops[0][0].device)
+        fi, has_fi = self._scale_arg(found_inf, ops[0][0].device)  # Note [AMP]
         eng = self.engine
         plan = eng.plan("lamb", ops, self.check_tensors)
         if plan.n_chunks:
@@ -360,14 +424,14 @@ class TritonBackend(Backend):
             scal = self._scal(s, k.ADAM_SCALARS, ops[0][0])
             const = dict(
                 AMSGRAD=amsgrad, ADAM_W=adam_w, HAS_GRAD_SCALE=has_gs, MAXIMIZE=bool(maximize),
-                WRITE_STATE=write1,
+                WRITE_STATE=write1, HAS_FOUND_INF=has_fi,
                 DT=DT, CT=CT,
             )  # fmt: skip
 
             def head(pl):
                 return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.tables[vi],
                         pl.chunk_tensor, pl.chunk_start, pl.sizes,
-                        gs if has_gs else pl.sizes, scal)  # fmt: skip
+                        gs if has_gs else pl.sizes, fi if has_fi else pl.sizes, scal)  # fmt: skip
 
             def args1(pl):
                 parts = (pl.buffer("w_part", pl.n_chunks, ct), pl.buffer("u_part", pl.n_chunks, ct))
@@ -424,6 +488,7 @@ class TritonBackend(Backend):
         centered,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         centered = bool(centered) and grad_avgs is not None
         has_m = momentum_buffers is not None
@@ -437,7 +502,7 @@ class TritonBackend(Backend):
             operands.append(list(momentum_buffers))
         a = f32(alpha)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, params),
             alpha=a,
             one_minus_alpha=derived(1.0 - a, _is64(params)),
             eps=f32(eps),
@@ -445,9 +510,9 @@ class TritonBackend(Backend):
             momentum=f32(momentum),
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[gi], pl.tables[bi],
-                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.chunk_tensor, pl.chunk_start, pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "rmsprop",
@@ -464,6 +529,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().RMSPROP_SCALARS,
+            found_inf,
         )
 
     def adagrad(
@@ -479,14 +545,18 @@ class TritonBackend(Backend):
         eps,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         # spec §1.10: in double from the float32 values, then derived-rounded
-        clr = adagrad_lr(lr, lr_decay, step, _is64(params))
+        if isinstance(step, Tensor) or isinstance(lr, Tensor):  # Note [device scalars]
+            clr = device_adagrad_lr(lr, lr_decay, step, _is64(params), params[0].device)
+        else:
+            clr = adagrad_lr(lr, lr_decay, step, _is64(params))
         sc = dict(clr=clr, eps=f32(eps), wd=f32(weight_decay))
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.chunk_tensor, pl.chunk_start,
-                    pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adagrad",
@@ -498,6 +568,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().ADAGRAD_SCALARS,
+            found_inf,
         )
 
     def adadelta(
@@ -513,19 +584,20 @@ class TritonBackend(Backend):
         weight_decay,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf)
     ):
         r = f32(rho)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, params),
             rho=r,
             one_minus_rho=derived(1.0 - r, _is64(params)),
             eps=f32(eps),
             wd=f32(weight_decay),
         )
 
-        def args(pl, gs, scal):
+        def args(pl, gs, fi, scal):
             return (pl.tables[0], pl.tables[1], pl.tables[2], pl.tables[3], pl.chunk_tensor,
-                    pl.chunk_start, pl.sizes, gs, scal, pl.chunk)  # fmt: skip
+                    pl.chunk_start, pl.sizes, gs, fi, scal, pl.chunk)  # fmt: skip
 
         self._update(
             "adadelta",
@@ -537,6 +609,7 @@ class TritonBackend(Backend):
             grad_scale,
             sc,
             self._k().ADADELTA_SCALARS,
+            found_inf,
         )
 
     # ------------------------------------------------------------------ clip_grad (spec §3)

@@ -264,17 +264,21 @@ def sgd_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[SGD_SCALARS]: lr, momentum, 1 - dampening, wd (Note [kernel scalars])
     CHUNK,  # int: elements per chunk
     HAS_MOMENTUM: tl.constexpr,  # structural: momentum buffer exists (an extra operand)
     NESTEROV: tl.constexpr,  # structural: nesterov direction
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype (pointer types)
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned; a register-shape parameter)
 ):
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     lr = tl.load(scal + 0)
@@ -314,17 +318,21 @@ def adam_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     CHUNK,  # int: elements per chunk
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     DECOUPLED: tl.constexpr,  # structural: AdamW (decay outside the gradient)
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
@@ -429,6 +437,7 @@ def lamb_pass1_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     w_part,  # CT[n_chunks] out: per-chunk sum of p^2
     u_part,  # CT[n_chunks] out: per-chunk sum of u^2
@@ -437,12 +446,15 @@ def lamb_pass1_kernel(
     ADAM_W: tl.constexpr,  # structural: decay outside the gradient
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     WRITE_STATE: tl.constexpr,  # structural: store m, v here (exact dtypes) or in pass 2
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (fixed, not tuned: it shapes the partial sums)
 ):
     pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
@@ -545,6 +557,7 @@ def lamb_pass2_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     lr_trust,  # CT[n_tensors]: lr * trust ratio of each tensor
     CHUNK,  # int: elements per chunk
@@ -552,12 +565,15 @@ def lamb_pass2_kernel(
     ADAM_W: tl.constexpr,  # structural: decoupled decay term in the update
     MAXIMIZE: tl.constexpr,  # structural: negate g (only read when WRITE_STATE is False)
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     WRITE_STATE: tl.constexpr,  # structural: pass 1 stored the state (else recompute + store)
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned; elementwise)
 ):
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     m_base = _base(m_tab, t, DT)
@@ -608,17 +624,21 @@ def rmsprop_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[RMSPROP_SCALARS]: lr, alpha, 1 - alpha, eps, wd, momentum
     CHUNK,  # int: elements per chunk
     CENTERED: tl.constexpr,  # structural: grad_avg operand
     HAS_MOMENTUM: tl.constexpr,  # structural: momentum_buffer operand
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     sq_base = _base(sq_tab, t, DT)
@@ -670,15 +690,19 @@ def adagrad_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[ADAGRAD_SCALARS]: clr = lr / (1 + (t-1) * lr_decay), eps, wd
     CHUNK,  # int: elements per chunk
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     s_base = _base(sum_tab, t, DT)
@@ -710,15 +734,19 @@ def adadelta_kernel(
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[ADADELTA_SCALARS]: lr, rho, 1 - rho, eps, wd
     CHUNK,  # int: elements per chunk
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
     _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
+    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
+        end = tl.where(tl.load(found_inf) != 0, start, end)
     p_base = _base(p_tab, t, DT)
     g_base = _base(g_tab, t, DT)
     sq_base = _base(sq_tab, t, DT)

@@ -57,6 +57,22 @@ exactly the same product and rounding, for every shape (0-d included) and stride
 mode gives the parameters bit for bit what clipping in place then stepping gives (spec §3). It
 is applied before maximize and weight decay.
 
+Note [device scalars]
+---------------------
+For a group with ``capturable=True`` (Note [capturable] in ``flowoptim.optimizer``) the optimizer
+passes ``step`` as a float32 0-d tensor on the partition's device, and ``lr`` may be a 0-d tensor
+(torch's tensor lr, which a scheduler can change between CUDA-graph replays). A backend that
+supports capturable groups then computes every step- or lr-dependent scalar on the device with
+no host read (``.item()``, ``float()``, ``.tolist()``, ``.cpu()``), with the helpers below:
+:func:`device_f32`, :func:`device_bias_corrections`, :func:`device_derived`,
+:func:`device_adagrad_lr`. They are float64 tensor ops that give the host values' bits: the
+bias corrections are ``pow`` in double (the C library's on the CPU, as Python's ``**``; CUDA's
+double ``pow`` may differ from it in the last double bit, which the rounding to float32 hides
+except in a tie), then rounded to float32; divisions are tensor-by-tensor (a division by a
+host scalar may be computed as a multiplication by its reciprocal on CUDA); sums, products and
+square roots are single IEEE operations either way. Numbers that do not depend on the step or
+the lr (betas, eps, weight decay) stay host floats, baked into a captured graph as constants.
+
 Note [LAMB norm_reduce hook]
 ----------------------------
 ``Backend.lamb`` takes an optional keyword ``norm_reduce`` (default None). The optimizer passes it
@@ -103,7 +119,18 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Backend", "adagrad_lr", "bias_corrections", "compute_dtype", "derived", "f32"]
+__all__ = [
+    "Backend",
+    "adagrad_lr",
+    "bias_corrections",
+    "compute_dtype",
+    "derived",
+    "device_adagrad_lr",
+    "device_bias_corrections",
+    "device_derived",
+    "device_f32",
+    "f32",
+]
 
 
 def f32(x: float) -> float:
@@ -139,6 +166,49 @@ def derived(x: float, compute_dtype_is_float64: bool) -> float:
     return float(x) if compute_dtype_is_float64 else f32(x)
 
 
+def device_f32(x: float | Tensor, device: torch.device) -> Tensor:
+    """``f32(x)`` as a float64 0-d tensor on ``device`` (Note [device scalars]): a tensor is
+    rounded to float32 on the device (no host read), a float is filled in."""
+    if isinstance(x, Tensor):
+        return x.detach().to(device=device).reshape(()).to(torch.float32).to(torch.float64)
+    return torch.full((), f32(x), dtype=torch.float64, device=device)
+
+
+def device_bias_corrections(
+    beta1: float, beta2: float, step: Tensor, enabled: bool
+) -> tuple[Tensor, Tensor]:
+    """:func:`bias_corrections` for a device step tensor (Note [device scalars]): float64 0-d
+    tensors holding the float32 values ``f32(1 - beta**t)``, with ``beta`` the double value."""
+    t = step.detach().reshape(()).to(torch.float64)
+    if not enabled:
+        one = torch.ones((), dtype=torch.float64, device=step.device)
+        return one, one
+    out = []
+    for beta in (beta1, beta2):
+        bc = 1.0 - torch.pow(float(beta), t)
+        out.append(bc.to(torch.float32).to(torch.float64))
+    return out[0], out[1]
+
+
+def device_derived(x: Tensor, compute_dtype_is_float64: bool) -> Tensor:
+    """:func:`derived` of a float64 0-d tensor: unchanged for float64 parameters, else rounded
+    to float32 (kept as a float64 tensor holding that value)."""
+    return x if compute_dtype_is_float64 else x.to(torch.float32).to(torch.float64)
+
+
+def device_adagrad_lr(
+    lr: float | Tensor, lr_decay: float, step: int | Tensor, is64: bool, device: torch.device
+) -> Tensor:
+    """:func:`adagrad_lr` on the device (Note [device scalars]): ``lr / (1 + (t - 1) * decay)``
+    in double from the float32 hyperparameters, then :func:`device_derived`."""
+    if isinstance(step, Tensor):
+        t = step.detach().reshape(()).to(device=device, dtype=torch.float64)
+    else:
+        t = torch.full((), float(step), dtype=torch.float64, device=device)
+    denom = (t - 1.0) * f32(lr_decay) + 1.0
+    return device_derived(torch.div(device_f32(lr, device), denom), is64)
+
+
 class Backend:
     """Base class of every backend. Subclasses implement every functional below.
 
@@ -148,6 +218,13 @@ class Backend:
 
     #: the registry name, e.g. ``"reference"`` or ``"triton"``
     name: str = "abstract"
+    #: whether optimizers on this backend take GradScaler's ``grad_scale``/``found_inf`` (Note
+    #: [AMP] in ``flowoptim.optimizer``): the functionals take a tensor ``step`` and ``lr``
+    #: (Note [device scalars]) with the host values' bits
+    amp_scaling: bool = False
+    #: whether every functional takes ``found_inf`` (a 0-d device tensor, Note [AMP]): nonzero,
+    #: it must change nothing (no param or state store); otherwise the optimizer restores them
+    amp_found_inf: bool = False
 
     def is_available(self) -> bool:
         """Whether the backend can run at all on this machine (imports, drivers)."""

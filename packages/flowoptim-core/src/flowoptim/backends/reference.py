@@ -63,6 +63,16 @@ special case. Centered RMSprop computes ``a*a`` as its own op before ``r - a*a``
 fused multiply-add; ``addcmul`` would keep the unrounded product, so that alpha 0 gave a rounding
 residual instead of 0).
 
+Note [capturable in the reference backend]
+------------------------------------------
+Base Note [device scalars]. A tensor ``step`` or ``lr`` (a capturable group) takes the foreach
+path with the step- and lr-dependent scalars as 0-d tensors in the partition's dtype (the
+``Tensor`` overloads of ``_foreach_mul_``/``_foreach_div_``): nothing is read on the host.
+torch's fused CPU kernels are not used there (their Adam needs host floats for the lr and eps
+rescaling of Note [fused CPU kernels]) and LAMB takes the device path (no ``tolist`` of the
+trust ratios), so a capturable group runs other kernels than a plain one and may differ from it
+by rounding (``p - lr*d`` as a product then a difference instead of one fused multiply-add).
+
 Note [cache blocking]
 ---------------------
 Updates built from several foreach ops make one pass over memory per op, with full-size
@@ -88,7 +98,18 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Backend, adagrad_lr, bias_corrections, compute_dtype, derived, f32
+from .base import (
+    Backend,
+    adagrad_lr,
+    bias_corrections,
+    compute_dtype,
+    derived,
+    device_adagrad_lr,
+    device_bias_corrections,
+    device_derived,
+    device_f32,
+    f32,
+)
 
 __all__ = ["ReferenceBackend"]
 
@@ -186,6 +207,26 @@ def _with_float32(fn):
     return wrapper
 
 
+def _on_device(*values) -> bool:
+    """Whether a functional got a tensor step or lr (Note [capturable in the reference
+    backend])."""
+    return any(isinstance(v, Tensor) for v in values)
+
+
+def _as(x: Tensor | float, like: Tensor) -> Tensor | float:
+    """A 0-d tensor scalar in ``like``'s dtype and device (its value is already rounded for
+    that dtype); a float unchanged."""
+    return x.to(device=like.device, dtype=like.dtype) if isinstance(x, Tensor) else x
+
+
+def _sub_scaled_(xs: list[Tensor], ys: list[Tensor], a: Tensor | float) -> None:
+    """``x -= a * y``: ``alpha=-a`` for a float, else the product then the difference."""
+    if isinstance(a, Tensor):
+        torch._foreach_sub_(xs, torch._foreach_mul(ys, _as(a, xs[0])))
+    else:
+        torch._foreach_add_(xs, ys, alpha=-a)
+
+
 def _weight_decayed(grads: list[Tensor], params: list[Tensor], wd: float) -> list[Tensor]:
     """``g + wd * p`` as new tensors (never written into the user's grads); ``wd == 0`` adds
     nothing, even to an inf/NaN ``p`` (spec §1.6)."""
@@ -207,6 +248,20 @@ def _adam_kernel_scalars(b1, b2, bc1, bc2, step, lr, eps, do_bias_correction):
     s_k = math.sqrt(1.0 - b2**st)
     s = math.sqrt(bc2)
     return st, lr * (bc1_k / bc1) * (s / s_k), eps * s / s_k
+
+
+def _device_adam_scalars(beta1, beta2, step, lr, do_bias_correction, params):
+    """``(bc1, bc2, f32(lr))`` as float64 0-d tensors on the params' device (Note [capturable in
+    the reference backend]); a host step or lr is filled in."""
+    device = params[0].device
+    if isinstance(step, Tensor):
+        bc1, bc2 = device_bias_corrections(beta1, beta2, step.to(device), do_bias_correction)
+    else:
+        bc1, bc2 = (
+            torch.full((), v, dtype=torch.float64, device=device)
+            for v in bias_corrections(beta1, beta2, step, do_bias_correction)
+        )
+    return bc1, bc2, device_f32(lr, device)
 
 
 #: elements per cache block on the CPU (Note [cache blocking]); 256K float32 elements per operand
@@ -298,11 +353,13 @@ class ReferenceBackend(Backend):
         grad_scale,
     ):
         is64 = params[0].dtype == torch.float64
-        lr, momentum, dampening, wd = f32(lr), f32(momentum), f32(dampening), f32(weight_decay)
+        dev = _on_device(lr)  # Note [capturable in the reference backend]
+        lr = device_f32(lr, params[0].device) if dev else f32(lr)
+        momentum, dampening, wd = f32(momentum), f32(dampening), f32(weight_decay)
         grads = _dense(_scaled(grads, grad_scale))
         # Note [degenerate hyperparameters in the reference backend]: buffers with momentum 0
         degenerate = momentum_buffers is not None and momentum == 0.0
-        if not degenerate and _fused_ok(params, grads, momentum_buffers):
+        if not dev and not degenerate and _fused_ok(params, grads, momentum_buffers):
             torch._fused_sgd_(
                 params,
                 grads,
@@ -318,7 +375,7 @@ class ReferenceBackend(Backend):
             return
         grads = _weight_decayed(_negated(grads, maximize), params, wd)
         if momentum_buffers is None:
-            torch._foreach_add_(params, grads, alpha=-lr)
+            _sub_scaled_(params, grads, lr)
             return
         torch._foreach_mul_(momentum_buffers, momentum)
         torch._foreach_add_(momentum_buffers, grads, alpha=derived(1.0 - dampening, is64))
@@ -326,7 +383,7 @@ class ReferenceBackend(Backend):
             d = torch._foreach_add(grads, momentum_buffers, alpha=momentum)
         else:
             d = momentum_buffers
-        torch._foreach_add_(params, d, alpha=-lr)
+        _sub_scaled_(params, d, lr)
 
     # ------------------------------------------------------------------ Adam / AdamW
     @_with_float32
@@ -352,10 +409,17 @@ class ReferenceBackend(Backend):
     ):
         is64 = params[0].dtype == torch.float64
         grads = _dense(_scaled(grads, grad_scale))
-        bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
-        b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        dev = _on_device(step, lr)  # Note [capturable in the reference backend]
+        if dev:
+            bc1, bc2, lr32 = _device_adam_scalars(
+                beta1, beta2, step, lr, do_bias_correction, params
+            )
+        else:
+            bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
+            lr32 = f32(lr)
+        b1, b2, eps32, wd = f32(beta1), f32(beta2), f32(eps), f32(weight_decay)
         kernel = None
-        if _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
+        if not dev and _fused_ok(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
             kernel = _adam_kernel_scalars(b1, b2, bc1, bc2, step, lr32, eps32, do_bias_correction)
         if kernel is not None:
             st, lr_k, eps_k = kernel
@@ -383,14 +447,22 @@ class ReferenceBackend(Backend):
         if decoupled_weight_decay:
             # p - lr*wd*p with p the pre-update value, then the Adam step
             if wd != 0:
-                torch._foreach_mul_(params, 1.0 - derived(lr32 * wd, is64))
+                if dev:
+                    decay = 1.0 - device_derived(lr32 * wd, is64)
+                    torch._foreach_mul_(params, _as(decay, params[0]))
+                else:
+                    torch._foreach_mul_(params, 1.0 - derived(lr32 * wd, is64))
         else:
             grads = _weight_decayed(grads, params, wd)
         denom = self._adam_moments(
             grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, b1, b2, bc2, eps32, is64
         )
         # (lr/bc1) * m / denom, left to right (an overflowing v gives 0, not inf/inf)
-        upd = torch._foreach_mul(exp_avgs, derived(lr32 / bc1, is64))
+        if dev:
+            step_size = _as(device_derived(torch.div(lr32, bc1), is64), params[0])
+        else:
+            step_size = derived(lr32 / bc1, is64)
+        upd = torch._foreach_mul(exp_avgs, step_size)
         torch._foreach_div_(upd, denom)
         torch._foreach_sub_(params, upd)
 
@@ -407,7 +479,10 @@ class ReferenceBackend(Backend):
         else:
             v = exp_avg_sqs
         denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, derived(math.sqrt(bc2), is64))
+        if isinstance(bc2, Tensor):  # Note [capturable in the reference backend]
+            torch._foreach_div_(denom, _as(device_derived(torch.sqrt(bc2), is64), denom[0]))
+        else:
+            torch._foreach_div_(denom, derived(math.sqrt(bc2), is64))
         torch._foreach_add_(denom, eps)
         return denom
 
@@ -435,7 +510,8 @@ class ReferenceBackend(Backend):
         norm_reduce=None,
     ):
         grads = _dense(_scaled(grads, grad_scale))
-        if params[0].device.type == "cpu":
+        dev = _on_device(step, lr)  # Note [capturable in the reference backend]
+        if params[0].device.type == "cpu" and not dev:
             return self._lamb_cpu(
                 params,
                 grads,
@@ -455,8 +531,15 @@ class ReferenceBackend(Backend):
                 norm_reduce=norm_reduce,
             )
         is64 = params[0].dtype == torch.float64
-        bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
-        b1, b2, lr32, eps32, wd = f32(beta1), f32(beta2), f32(lr), f32(eps), f32(weight_decay)
+        if dev:
+            bc1, bc2, lr32 = _device_adam_scalars(
+                beta1, beta2, step, lr, do_bias_correction, params
+            )
+            bc1 = _as(bc1, params[0])
+        else:
+            bc1, bc2 = bias_corrections(beta1, beta2, step, do_bias_correction)
+            lr32 = f32(lr)
+        b1, b2, eps32, wd = f32(beta1), f32(beta2), f32(eps), f32(weight_decay)
         grads = _negated(grads, maximize)
         if not adam_w_mode:
             grads = _weight_decayed(grads, params, wd)
@@ -479,7 +562,7 @@ class ReferenceBackend(Backend):
         if adam_w_mode and wd != 0:
             torch._foreach_add_(u, params, alpha=wd)
         # p -= (lr * trust) * u, one scalar per tensor (float64 for float64: spec §1.10)
-        scale = (trust * lr32).to(params[0].dtype).neg_()
+        scale = (trust * _as(lr32, trust)).to(params[0].dtype).neg_()
         for u_i, s_i in zip(u, scale.unbind(0)):  # stays on the device
             u_i.mul_(s_i)
         torch._foreach_add_(params, u)
@@ -630,7 +713,7 @@ class ReferenceBackend(Backend):
         is64 = params[0].dtype == torch.float64
         grads = _dense(_scaled(grads, grad_scale))
         lr, alpha, eps, wd, momentum = (
-            f32(lr),
+            _as(device_f32(lr, params[0].device), params[0]) if _on_device(lr) else f32(lr),
             f32(alpha),
             f32(eps),
             f32(weight_decay),
@@ -679,8 +762,12 @@ class ReferenceBackend(Backend):
         is64 = params[0].dtype == torch.float64
         grads = _dense(_scaled(grads, grad_scale))
         wd, eps = f32(weight_decay), f32(eps)
-        clr = adagrad_lr(lr, lr_decay, step, is64)
-        if _HAS_FUSED_ADAGRAD and _fused_ok(params, grads, state_sums):
+        dev = _on_device(step, lr)  # Note [capturable in the reference backend]
+        if dev:
+            clr = _as(device_adagrad_lr(lr, lr_decay, step, is64, params[0].device), params[0])
+        else:
+            clr = adagrad_lr(lr, lr_decay, step, is64)
+        if not dev and _HAS_FUSED_ADAGRAD and _fused_ok(params, grads, state_sums):
             # Note [fused CPU kernels]: our clr, so the kernel's lr/(1 + (1-1)*0) is clr
             steps = [torch.tensor(1.0)] * len(params)
             torch._fused_adagrad_(
@@ -721,7 +808,8 @@ class ReferenceBackend(Backend):
     ):
         is64 = params[0].dtype == torch.float64
         grads = _dense(_scaled(grads, grad_scale))
-        lr, rho, eps, wd = f32(lr), f32(rho), f32(eps), f32(weight_decay)
+        lr = device_f32(lr, params[0].device) if _on_device(lr) else f32(lr)
+        rho, eps, wd = f32(rho), f32(eps), f32(weight_decay)
         one_minus_rho = derived(1.0 - rho, is64)
         grads = _weight_decayed(_negated(grads, maximize), params, wd)
         torch._foreach_mul_(square_avgs, rho)
@@ -734,7 +822,7 @@ class ReferenceBackend(Backend):
         torch._foreach_mul_(delta, grads)
         torch._foreach_mul_(acc_deltas, rho)
         torch._foreach_addcmul_(acc_deltas, delta, delta, one_minus_rho)
-        torch._foreach_add_(params, delta, alpha=-lr)
+        _sub_scaled_(params, delta, lr)
 
     # ------------------------------------------------------------------ clip_grad
     def grad_norm(self, grads: list[Tensor], norm_type: float) -> Tensor:
