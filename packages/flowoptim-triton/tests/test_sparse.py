@@ -121,3 +121,68 @@ def test_out_of_range_rows_are_masked_in_the_kernel():
     expected[1] = -0.5
     assert_close(p, expected, torch.float32)
     assert torch.equal(m[[0, 2, 3]], torch.zeros(3, 2, device=DEVICE))
+
+
+# ------------------------------------------------------------------ GradScaler, capturable
+def _sparse_amp_runs(cls, kw):
+    """Twin embedding + linear models: GradScaler's sync-free path (Note [AMP]) and its
+    ordinary path (unscale_, found_inf read on the host)."""
+    plain_cls = type(f"Plain{cls.__name__}", (cls,), {"_step_supports_amp_scaling": False})
+    runs = []
+    for c in (cls, plain_cls):
+        torch.manual_seed(0)
+        emb = torch.nn.Embedding(10, 4, sparse=True).to(DEVICE)
+        lin = torch.nn.Linear(4, 2).to(DEVICE)
+        opt = c(list(emb.parameters()) + list(lin.parameters()), backend="triton", **kw)
+        scaler = torch.amp.GradScaler(DEVICE, init_scale=2.0**8, growth_interval=2)
+        runs.append((emb, lin, opt, scaler))
+    return runs
+
+
+@pytest.mark.parametrize(
+    "cls,kw",
+    [(fo.SGD, dict(lr=0.1, momentum=0.9)), (fo.AdamW, dict(lr=0.01, weight_decay=0.1))],
+    ids=["sgd-momentum", "adamw"],
+)
+def test_grad_scaler_with_sparse_gradients_skips_the_rows_on_inf(cls, kw):
+    # the sparse kernels take no found_inf: the rows present are saved and put back on the
+    # device where GradScaler found an inf (_sparse_unless_inf in flowoptim.optimizer)
+    runs = _sparse_amp_runs(cls, kw)
+    assert runs[0][2]._step_supports_amp_scaling and not runs[1][2]._step_supports_amp_scaling
+    for i in range(4):
+        rows = torch.tensor([1, 4, 4, 2 + i], device=DEVICE)
+        for emb, lin, opt, scaler in runs:
+            opt.zero_grad()
+            scaler.scale(lin(emb(rows)).square().sum()).backward()
+            if i == 1:  # an overflow in the sparse values: the step changes nothing
+                emb.weight.grad = emb.weight.grad.coalesce()
+                emb.weight.grad._values()[0, 0] = float("inf")
+            scaler.step(opt)
+            scaler.update()
+        (e0, l0, o0, s0), (e1, l1, o1, s1) = runs
+        assert s0.get_scale() == s1.get_scale()
+        for a, b in zip([*e0.parameters(), *l0.parameters()], [*e1.parameters(), *l1.parameters()]):
+            assert torch.equal(a, b), (i, (a - b).abs().max())
+        for p0, p1 in zip(o0.param_groups[0]["params"], o1.param_groups[0]["params"]):
+            for key, v in o1.state[p1].items():
+                if key != "step":
+                    assert torch.equal(o0.state[p0][key], v), (i, key)
+    assert o0.global_step == o1.global_step == 3
+
+
+@pytest.mark.parametrize("cls", [fo.SGD, fo.Adam])
+def test_capturable_sparse_step_matches_the_plain_step(cls):
+    # capturable: the step- and lr-dependent kernel scalars are built on the device (Note
+    # [device scalars]); the row-gather kernels read them as the dense kernels do
+    outs = []
+    for capturable in (False, True):
+        torch.manual_seed(0)
+        emb = torch.nn.Embedding(10, 4, sparse=True).to(DEVICE)
+        opt = cls(emb.parameters(), lr=0.05, backend="triton", capturable=capturable)
+        for i in range(3):
+            opt.zero_grad()
+            emb(torch.tensor([1, 4, 4, 2 + i], device=DEVICE)).square().sum().backward()
+            opt.step()
+        outs.append(emb.weight.detach().clone())
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-6, atol=1e-7)
+    assert torch.equal(outs[1][[0, 5, 6, 7, 8, 9]], outs[0][[0, 5, 6, 7, 8, 9]])

@@ -30,8 +30,10 @@ coefficient is the op's output, stored for the next step.
 A backend is passed to an op as an integer handle (:func:`handle`): a constant for dynamo.
 A capturable group's tensor ``step`` and a tensor ``lr`` (Note [device scalars]) reach the op
 as tensors, never read on the host. Under GradScaler's ``found_inf`` (Note [AMP]) the update
-runs eagerly inside the skipped function. Costs: two graph breaks per ``step()`` and per
-``clip_grad()``; ``hyper.tolist()`` reads a CPU tensor (no device sync).
+runs eagerly inside the skipped function, and so do lazy sparse updates (``sgd_sparse``,
+``adam_sparse``, spec §5: a sparse gradient's indices are data, nothing a graph could keep):
+:class:`Recorder` hands those calls straight to the backend. Costs: two graph breaks per
+``step()`` and per ``clip_grad()``; ``hyper.tolist()`` reads a CPU tensor (no device sync).
 """
 
 from __future__ import annotations
@@ -43,10 +45,21 @@ from torch import Tensor
 
 from .backends.base import Backend
 
-__all__ = ["ALGORITHMS", "Recorder", "clip_coef", "grad_norm", "handle", "run", "scale_"]
+__all__ = [
+    "ALGORITHMS",
+    "SPARSE_ALGORITHMS",
+    "Recorder",
+    "clip_coef",
+    "grad_norm",
+    "handle",
+    "run",
+    "scale_",
+]
 
 #: every algorithm functional of the backend contract -> the number of state lists it takes
 ALGORITHMS = {"sgd": 1, "adam": 3, "lamb": 3, "rmsprop": 3, "adagrad": 1, "adadelta": 2}
+#: the lazy sparse functionals (spec §5), which run eagerly under dynamo and GradScaler
+SPARSE_ALGORITHMS = frozenset({"sgd_sparse", "adam_sparse"})
 
 _handles: dict[int, int] = {}  # id(backend) -> handle
 _backends: list[Backend] = []  # handle -> backend (kept alive: backends are few and long-lived)
@@ -142,9 +155,11 @@ class Recorder:
         self.capturable = False  # the recorded group's (Note [device scalars])
 
     def __getattr__(self, name: str):
+        backend = self.backend
+        if name in SPARSE_ALGORITHMS and backend is not None:
+            return getattr(backend, name)  # run eagerly (Note [step under torch.compile])
         if name not in ALGORITHMS:
             raise AttributeError(name)
-        backend = self.backend
         n_states = ALGORITHMS[name]
 
         def record(params, grads, *states, grad_scale=None, **kw):

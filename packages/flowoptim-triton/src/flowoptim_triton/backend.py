@@ -725,7 +725,7 @@ class TritonBackend(Backend):
         self.check_tensors(ps[:1])
         is64 = _is64(ps)
         sc = dict(
-            lr=f32(lr),
+            lr=_lr(lr, ps),  # a tensor lr stays on the device (Note [device scalars])
             momentum=f32(momentum),
             one_minus_dampening=derived(1.0 - f32(dampening), is64),
             wd=f32(weight_decay),
@@ -808,7 +808,7 @@ class TritonBackend(Backend):
             operands.append([max_exp_avg_sqs[i] for i in keep])
         self.check_tensors(ps[:1])
         s = self._adam_scalars(
-            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(ps)
+            lr, beta1, beta2, eps, weight_decay, step, do_bias_correction, _is64(ps), ps[0]
         )
         scal = self._scal(s, self._k().ADAM_SCALARS, ps[0])
         gs, has_gs = self._scale_arg(grad_scale, ps[0].device)
