@@ -32,6 +32,20 @@ parameter's layout (contiguous if the parameter itself is not dense), the launch
 staging tensor, and written operands are copied back afterwards. Correct, but it costs extra
 traffic and defeats the plan cache for that partition; dense parameters never take this path.
 
+Note [aligned plans]
+--------------------
+Whether a partition takes the kernels' 128-bit access path (Note [vectorized access] in
+:mod:`flowoptim_triton.kernels`) is decided when its plan is built: ``Plan.align`` is true when
+``CHUNK`` is a multiple of :data:`VEC` elements (so every chunk start is) and the base address of
+every operand of every tensor is a multiple of :data:`ALIGN_BYTES` (16). :meth:`Engine.run` passes
+it as the ``ALIGN`` constexpr of every chunked kernel. Tensor *sizes* are not part of the rule:
+the kernels vectorize each chunk up to its last multiple of ``VEC`` and mask only the tail, so a
+bias of size 1 or a 50257-row vocabulary does not take its partition off the vector path. Only a
+misaligned base does: a dense view at an odd storage offset, which is rare (allocations, and the
+staging copies of Note [layouts], are aligned). The address is part of the plan cache key, so the
+decision is cached with the plan. :attr:`Engine.vectorize` = False forces the scalar path (tests
+compare the two bit for bit).
+
 Note [interpreter]
 ------------------
 With ``TRITON_INTERPRET=1`` (set before ``triton`` kernels are defined) Triton runs kernels on
@@ -63,6 +77,10 @@ __all__ = ["Engine", "Plan", "interpreted", "tl_dtype"]
 MAX_PLANS = 64
 #: scalar tensors kept per backend instance (LRU; a few hundred bytes each).
 MAX_SCALARS = 32
+#: elements per vector unit: ``kernels.VEC`` (Note [aligned plans]; a test checks they agree).
+VEC = 16
+#: base-address alignment of the vector path: one 128-bit access (Note [aligned plans]).
+ALIGN_BYTES = 16
 
 _TL_DTYPES = {
     torch.float32: tl.float32,
@@ -164,6 +182,7 @@ class Plan:
     n_tensors: int
     n_chunks: int
     numel: int
+    align: bool  # every base 16-byte aligned and CHUNK % VEC == 0 (Note [aligned plans])
     tables: list[Tensor]  # per operand: int64[n_tensors] base addresses
     sizes: Tensor  # int64[n_tensors]
     chunk_tensor: Tensor  # int64[n_chunks]
@@ -217,6 +236,8 @@ def build_plan(operands: Sequence[Sequence[Tensor]], chunk: int) -> Plan:
     for ops in operands:
         rows.extend(x.data_ptr() for x in ops)
         rows.extend([0] * (pt - n_t))
+    # Note [aligned plans]: every address of the table (padding rows are 0) and the chunk size
+    align = chunk % VEC == 0 and all(a % ALIGN_BYTES == 0 for a in rows)
     meta_off = len(rows)
     for seq, width in ((sizes, pt), (chunk_tensor, pc), (chunk_start, pc), (c0, pt), (nc, pt)):
         rows.extend(seq)
@@ -237,6 +258,7 @@ def build_plan(operands: Sequence[Sequence[Tensor]], chunk: int) -> Plan:
         n_tensors=n_t,
         n_chunks=n_c,
         numel=sum(sizes),
+        align=align,
         tables=tables,
         sizes=views[0],
         chunk_tensor=views[1],
@@ -298,6 +320,8 @@ class Engine:
         self.plan_builds = 0  # number of plans built (tests read it)
         self._scalars: OrderedDict[tuple, Tensor] = OrderedDict()
         self.scalar_uploads = 0  # number of scalar tensors built (tests read it)
+        #: False forces the scalar access path of every chunked kernel (Note [aligned plans])
+        self.vectorize = True
 
     def scalars(self, values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
         """The kernels' ``scal`` tensor (Note [kernel scalars] in kernels.py): ``values`` as a
@@ -400,12 +424,17 @@ class Engine:
         """One multi-tensor launch of ``kernel`` over ``operands`` (grid: one program per chunk).
 
         ``make_args(plan)`` gives the kernel's positional arguments for a plan; it is called
-        for scratch plans too while tuning, so it must take every tensor from the plan.
+        for scratch plans too while tuning, so it must take every tensor from the plan. The
+        kernel must take the ``ALIGN`` constexpr (added here).
         """
         if plan is None:
             plan = self.plan(name, operands, validate)
         if plan.n_chunks == 0:
             return plan
+        # every chunked kernel takes ALIGN; decided by the plan (Note [aligned plans]). Tuning
+        # runs on scratch copies of the written operands with the same ALIGN: when it is True
+        # every original is aligned, and so are the fresh copies.
+        constexprs = {**constexprs, "ALIGN": plan.align and self.vectorize}
         if tunable:
             key = (
                 name,
