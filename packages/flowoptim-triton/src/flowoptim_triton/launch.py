@@ -281,23 +281,34 @@ def _time_ms(fn: Callable[[], None], device: torch.device) -> float:
 class Tuner:
     """Picks a config per key by benchmarking on scratch copies (Note [autotuning])."""
 
-    def __init__(self, configs: Sequence[triton.Config]):
-        self.configs = list(configs)
+    def __init__(self, configs: Sequence[triton.Config] | Callable[[int], Sequence[triton.Config]]):
+        # a fixed list, or the candidates as a function of the element size in bytes
+        # (autotune_configs.elementwise_configs: Note [tuning space])
+        self._configs = configs if callable(configs) else list(configs)
         self.chosen: dict[tuple, triton.Config] = {}
         self.benchmarked = 0  # number of (key, config) benchmarks run (tests read it)
 
+    def candidates(self, itemsize: int) -> list[triton.Config]:
+        c = self._configs
+        return list(c(itemsize)) if callable(c) else c
+
     def pick(
-        self, key: tuple, device: torch.device, bench: Callable[[triton.Config], None]
+        self,
+        key: tuple,
+        device: torch.device,
+        bench: Callable[[triton.Config], None],
+        itemsize: int = 4,
     ) -> triton.Config:
-        if len(self.configs) == 1:
-            return self.configs[0]
+        configs = self.candidates(itemsize)
+        if len(configs) == 1:
+            return configs[0]
         cfg = self.chosen.get(key)
         if cfg is None:
             timings = []
-            for c in self.configs:
+            for c in configs:
                 timings.append(_time_ms(lambda c=c: bench(c), device))
                 self.benchmarked += 1
-            cfg = self.configs[min(range(len(timings)), key=timings.__getitem__)]
+            cfg = configs[min(range(len(timings)), key=timings.__getitem__)]
             self.chosen[key] = cfg
         return cfg
 
@@ -314,7 +325,8 @@ class Engine:
     ):
         self._chunk = chunk
         self._configs = configs
-        self.reduction_config = reduction_config or cfgs.REDUCTION_CONFIG
+        # None: autotune_configs.reduction_config of the partition's dtype (Note [tuning space])
+        self.reduction_config = reduction_config
         self._tuner: Tuner | None = None
         self._plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.plan_builds = 0  # number of plans built (tests read it)
@@ -356,7 +368,7 @@ class Engine:
         if self._tuner is None:
             configs = self._configs
             if configs is None:
-                configs = cfgs.INTERPRET_CONFIGS if interpreted() else cfgs.ELEMENTWISE_CONFIGS
+                configs = cfgs.INTERPRET_CONFIGS if interpreted() else cfgs.elementwise_configs
             self._tuner = Tuner(configs)
         return self._tuner
 
@@ -404,6 +416,8 @@ class Engine:
         if config is not None:
             kwargs.update(config.kwargs)
             num_warps = config.num_warps
+            if config.maxnreg is not None:
+                kwargs["maxnreg"] = config.maxnreg  # Note [tuning space]
         with _errstate():
             # Note [native arithmetic] (kernels.py): no fp contraction in any kernel
             kernel[grid](*args, **kwargs, num_warps=num_warps, enable_fp_fusion=False)
@@ -444,9 +458,9 @@ class Engine:
                 cfgs.size_bucket(plan.numel),
             )
             bench = self._scratch_bench(kernel, operands, written, make_args, constexprs)
-            config = self.tuner.pick(key, plan.device, bench)
+            config = self.tuner.pick(key, plan.device, bench, plan.dtype.itemsize)
         else:
-            config = self.reduction_config
+            config = self.reduction_config or cfgs.reduction_config(plan.dtype.itemsize)
         self.launch(kernel, (plan.n_chunks,), make_args(plan), constexprs, config)
         return plan
 
