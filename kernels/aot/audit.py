@@ -23,7 +23,8 @@ with the most operands (SGD with momentum and nesterov, Adam and LAMB with amsgr
 centered with momentum), ``MAXIMIZE`` and ``HAS_GRAD_SCALE`` True (each adds per-element
 arithmetic and no operand, so this variant carries the others' instructions and more), and the
 L2 and general-p norms. ``--full`` compiles every flag combination (about 9x as many variants;
-run it when a kernel changes: it passed on 2026-11-30 with triton 3.9, sm_90).
+run it when a kernel changes). On 2026-11-30, sm_90: 1298 compiles, 0 failures under triton 3.9
+(495 s on 2 shared cores) FULL36.
 
 Note [occupancy rule]
 ---------------------
@@ -87,7 +88,6 @@ class Variant:
     maxnreg: int | None = None  # the config's register cap (Note [tuning space])
     reads: int = 0  # element operands read (0: not a chunked elementwise kernel)
     writes: int = 0  # element operands written
-    tuned: bool = False
 
     @property
     def ct(self) -> str:
@@ -155,10 +155,8 @@ def variants(full: bool, only: str | None) -> list[Variant]:
                 cands = cfgs.elementwise_configs(BYTES[dt])
             for c, align in itertools.product(cands, (True, False)):
                 block = ("BLOCK", c.kwargs["BLOCK"])
-                out.append(
-                    Variant(kernel, tuple(fl.items()), dt, align, block, c.num_warps, c.maxnreg,
-                            *rw, tuned=not reduction)
-                )  # fmt: skip
+                fields = (tuple(fl.items()), dt, align, block, c.num_warps, c.maxnreg, *rw)
+                out.append(Variant(kernel, *fields))
 
     # CI: per kernel, the flag set with the most operands (Note [compile audit])
     for f in _flag_sets(("HAS_MOMENTUM", "NESTEROV"), full, [(True, True)]):
