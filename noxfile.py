@@ -3,6 +3,7 @@
     nox -s conformance   # the main job: the conformance suite against every usable backend
     nox -s tests         # every package's tests + the conformance suite on CPU backends (CI)
     nox -s lint          # ruff
+    nox -s aot_audit     # AOT compile audit of the Triton kernels for sm_80/sm_90 (CI)
     nox -l               # everything else (vectors, GPU sessions, benchmarks)
 
 Sessions install the packages from their folders, as a user would, with torch (and the other
@@ -113,6 +114,25 @@ def vectors(session: nox.Session) -> None:
     """Regenerate the conformance vectors from the formulas; fail on any difference."""
     session.install(*CONSTRAINTS, "numpy", str(CONFORMANCE))
     session.run("python", "-m", "flowoptim_conformance.generate", "--check")
+
+
+#: triton versions the compile audit runs under: the pinned one (constraints.txt) and 3.6.0, the
+#: version on this workplace's GPU machine (issue 14).
+AOT_TRITONS = ["pinned", "3.6.0"]
+
+
+@nox.session(tags=["cpu"])
+@nox.parametrize("triton_version", AOT_TRITONS)
+def aot_audit(session: nox.Session, triton_version: str) -> None:
+    """Compile every kernel specialization for sm_80 and sm_90 ahead of time (no GPU needed) and
+    fail on compile errors, non-128-bit access on aligned variants, spills, register counts
+    below the occupancy rule, or fused multiply-adds (kernels/aot/audit.py). Installs triton
+    alone (no torch): the audit imports the kernels from this checkout."""
+    if triton_version == "pinned":
+        session.install(*CONSTRAINTS, "triton")
+    else:
+        session.install(f"triton=={triton_version}")
+    session.run("python", str(ROOT / "kernels" / "aot" / "audit.py"), *session.posargs)
 
 
 @nox.session(tags=["gpu"])

@@ -9,8 +9,10 @@ import torch
 import triton
 from triton_helpers import OPTIONS, call, clone_all, make_states, randn
 
+from flowoptim_triton import autotune_configs as cfgs
 from flowoptim_triton import kernels
 from flowoptim_triton.backend import TritonBackend
+from flowoptim_triton.launch import Tuner
 
 TWO_CONFIGS = [
     triton.Config({"BLOCK": 256}, num_warps=4),
@@ -68,3 +70,22 @@ def test_hyperparameters_are_runtime_arguments():
             assert not (is_constexpr and pname in HYPER), f"{name}.{pname} is a constexpr"
             if is_constexpr:
                 assert pname.isupper(), f"{name}.{pname}: constexprs are structural switches"
+
+
+def test_tuning_space_rule():
+    """Note [tuning space]: 8 elements per thread (4 for float64), at most 8 warps; the
+    reductions keep one BLOCK for every dtype (the interpreted sums do not depend on it)."""
+    for itemsize, per_thread in ((4, 8), (2, 8), (8, 4)):
+        for c in cfgs.elementwise_configs(itemsize):
+            assert c.kwargs["BLOCK"] == per_thread * 32 * c.num_warps
+            assert c.num_warps <= 8
+            assert c.maxnreg == cfgs.MAXNREG
+    blocks = {cfgs.reduction_config(n).kwargs["BLOCK"] for n in (2, 4, 8)}
+    assert blocks == {cfgs.REDUCTION_CONFIG.kwargs["BLOCK"]}
+
+
+def test_tuner_candidates_per_element_size():
+    t = Tuner(cfgs.elementwise_configs)
+    assert t.candidates(8) == cfgs.ELEMENTWISE_CONFIGS_FP64
+    assert t.candidates(2) == t.candidates(4) == cfgs.ELEMENTWISE_CONFIGS
+    assert Tuner(TWO_CONFIGS).candidates(8) == list(TWO_CONFIGS)

@@ -18,6 +18,38 @@ tiles of ``BLOCK`` elements. Offsets are int64 throughout, so tensors over 2**31
 ``CHUNK`` is a runtime integer fixed per backend (it never changes between steps, so it never
 causes a recompile); ``BLOCK`` is a tuned constexpr and does not change the chunk map.
 
+Note [vectorized access]
+------------------------
+A load or store of ``BLOCK`` elements compiles to 128-bit accesses (``ld.global.v4.b32``: 4
+fp32 or 8 fp16/bf16 elements; ``v2.b64``: 2 fp64) only when the compiler can prove that each
+thread's run of elements is contiguous, starts 16-byte aligned, and is masked all-or-nothing.
+Base addresses come from the int64 tables and chunk bounds are runtime values, so by default it
+proves nothing and every element is a scalar ``ld.global.b32`` (seen in the sm_90 PTX). Hence:
+
+* ``ALIGN`` (a constexpr, chosen per partition when its plan is built: Note [aligned plans] in
+  :mod:`flowoptim_triton.launch`) says every operand's base address is 16-byte aligned and
+  ``CHUNK`` is a multiple of :data:`VEC` elements. Then :func:`_base` marks the typed pointers
+  ``tl.multiple_of(.., 16)`` (bytes) and :func:`_locate` marks the chunk start a multiple of
+  ``VEC`` and returns ``vend``, the chunk's end rounded down to a multiple of ``VEC``.
+* Each kernel walks its chunk in two segments (``tl.static_range``: the loop body is written
+  once and compiled twice, each copy with its own facts): segment 0 is ``[start, vend)``, whose
+  mask ``offs < vend`` changes only at multiples of ``VEC`` (128-bit accesses); segment 1, the
+  tail ``[vend, end)`` (fewer than ``VEC`` elements, only in a tensor's last chunk), is masked
+  per element (scalar accesses). An odd-sized tensor therefore costs one scalar tile, not its
+  partition's vector path.
+* The tail's tiles lie on the same ``BLOCK`` grid from ``start`` as the vector part's (its loop
+  starts at the tile holding ``vend`` and masks ``offs >= vend``), so every element lands in the
+  same lane, in the same order, as without the split: the reductions (LAMB pass 1, the grad
+  norms) add the same values in the same order and the masked lanes add their identity
+  (``+0.0`` to a non-negative sum, ``max`` with 0, ``min`` with inf), so both paths give the
+  same bits (tested under the interpreter, where the hints are no-ops).
+* ``ALIGN`` False (a misaligned operand, or a ``CHUNK`` that is not a multiple of ``VEC``)
+  compiles segment 1 alone with ``vend == start``: exactly the original scalar loop.
+
+The hints are facts whenever ``ALIGN`` is true (never a promise about the data), and
+``kernels/aot/audit.py`` proves the result on sm_80 and sm_90: every aligned update variant
+moves its floor bytes per parameter through 128-bit accesses.
+
 Note [kernel arithmetic]
 ------------------------
 Elements are loaded in the storage dtype ``DT`` and computed in ``CT`` (float32; float64 for
@@ -75,6 +107,10 @@ Decisions, per kernel:
   accept float32 only, hence the constexpr branch on ``CT``.
 * Left as is: the p-norm of clip_grad (``exp2(p * log2|g|)``, approximate natively; the spec
   asks only for "up to rounding" there).
+* Checked in CI: ``kernels/aot/audit.py`` (``nox -s aot_audit``) counts ``fma.rn`` in the PTX of
+  every audited specialization for sm_80 and sm_90 under triton 3.9 and 3.6 and fails on any.
+  There are none, except inside libdevice's ``log2``/``exp2`` (the p-norm above), whose bodies
+  use fma by design; the audit reports those counts without failing.
 
 Note [deterministic reductions]
 -------------------------------
@@ -92,6 +128,10 @@ import triton.language as tl
 
 # +inf as a compile-time constant (the identity of the -inf norm's min-reduction).
 INF: tl.constexpr = tl.constexpr(float("inf"))
+
+# Elements per vector unit (Note [vectorized access]): 16 elements hold a whole number of
+# 128-bit accesses in every dtype (4 fp32, 8 fp16/bf16 or 2 fp64 per 16 bytes).
+VEC: tl.constexpr = tl.constexpr(16)
 
 # NORM kinds of the grad-norm kernels (a constexpr: each kind is a different reduction).
 NORM_L2: tl.constexpr = tl.constexpr(0)
@@ -138,13 +178,60 @@ def _locate(
     chunk_start,  # int64[n_chunks]: first element of each chunk within its tensor
     sizes,  # int64[n_tensors]: numel of each tensor
     CHUNK,  # runtime int: elements per chunk (fixed per backend)
+    ALIGN: tl.constexpr,  # structural: the partition is aligned (Note [vectorized access])
 ):
+    # the chunk of this program: [start, end) of tensor t; [start, vend) is its vector part
+    # (VEC-multiple bounds) when ALIGN, empty otherwise
     pid = tl.program_id(0)
     t = tl.load(chunk_tensor + pid)
     start = tl.load(chunk_start + pid)
     n = tl.load(sizes + t)
     end = tl.minimum(start + CHUNK, n)
-    return pid, t, start, end
+    if ALIGN:
+        start = tl.multiple_of(start, VEC)  # a multiple of CHUNK, itself a multiple of VEC
+        vend = tl.multiple_of(end // VEC * VEC, VEC)
+    else:
+        vend = start
+    return pid, t, start, vend, end
+
+
+@triton.jit
+def _unless_inf(
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (read only if HAS_FOUND_INF)
+    start,  # first element of the chunk
+    vend,  # end of its vector part (Note [vectorized access])
+    end,  # end of the chunk
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
+    ALIGN: tl.constexpr,  # structural: keep vend's VEC-multiple hint (Note [vectorized access])
+):
+    # Note [AMP]: an inf/NaN gradient somewhere (found_inf != 0) empties the program's range,
+    # so no tile runs and nothing is stored; (vend, end) of the chunk otherwise
+    if HAS_FOUND_INF:
+        inf = tl.load(found_inf) != 0
+        end = tl.where(inf, start, end)
+        vend = tl.where(inf, start, vend)
+        if ALIGN:
+            vend = tl.multiple_of(vend, VEC)  # start is a VEC multiple under ALIGN
+    return vend, end
+
+
+@triton.jit
+def _span(
+    start,  # first element of the chunk
+    vend,  # end of its vector part (== start when the partition is not aligned)
+    end,  # end of the chunk
+    SEG: tl.constexpr,  # 0: the vector part, 1: the tail (a static_range index)
+    BLOCK: tl.constexpr,  # tile size
+):
+    # (loop start, mask lower bound, loop and mask end) of segment SEG (Note [vectorized access])
+    if SEG == 0:
+        return start, start, vend
+    else:
+        # the tail's tiles sit on the same BLOCK grid as the vector part's (a reduction's lane
+        # sums see every element in the same lane and order, whatever vend is); empty if vend
+        # == end
+        lo = tl.where(vend < end, start + (vend - start) // BLOCK * BLOCK, end)
+        return lo, vend, end
 
 
 @triton.jit
@@ -152,8 +239,13 @@ def _base(
     table,  # int64[n_tensors]: base addresses of one operand
     t,  # tensor index
     DT: tl.constexpr,  # element type the address points to (typed pointer)
+    ALIGN: tl.constexpr,  # structural: every base address of the partition is 16-byte aligned
 ):
-    return tl.load(table + t).to(tl.pointer_type(DT))
+    base = tl.load(table + t).to(tl.pointer_type(DT))
+    if ALIGN:
+        # on the typed pointer (bytes): a hint on the int64 does not survive the cast
+        base = tl.multiple_of(base, 16)
+    return base
 
 
 @triton.jit
@@ -272,38 +364,40 @@ def sgd_kernel(
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype (pointer types)
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned; a register-shape parameter)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
     lr = tl.load(scal + 0)
     momentum = tl.load(scal + 1)
     one_minus_dampening = tl.load(scal + 2)
     wd = tl.load(scal + 3)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        g = tl.where(wd != 0.0, g + wd * p, g)
-        d = g
-        if HAS_MOMENTUM:
-            buf_base = _base(buf_tab, t, DT)
-            buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
-            buf = momentum * buf + one_minus_dampening * g
-            tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
-            if NESTEROV:  # noqa: SIM108 (constexpr branches read as the spec)
-                d = g + momentum * buf
-            else:
-                d = buf
-        p = p - lr * d
-        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+            g = tl.where(wd != 0.0, g + wd * p, g)
+            d = g
+            if HAS_MOMENTUM:
+                buf_base = _base(buf_tab, t, DT, ALIGN)
+                buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
+                buf = momentum * buf + one_minus_dampening * g
+                tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
+                if NESTEROV:  # noqa: SIM108 (constexpr branches read as the spec)
+                    d = g + momentum * buf
+                else:
+                    d = buf
+            p = p - lr * d
+            tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- Adam / AdamW
@@ -326,48 +420,50 @@ def adam_kernel(
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    m_base = _base(m_tab, t, DT)
-    v_base = _base(v_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
+    m_base = _base(m_tab, t, DT, ALIGN)
+    v_base = _base(v_tab, t, DT, ALIGN)
     # bc1 is folded into step_size (slot 9) here
     beta1, one_minus_beta1, beta2, one_minus_beta2, _bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     step_size = tl.load(scal + 9)
     lr_wd = tl.load(scal + 10)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        if not DECOUPLED:
-            g = tl.where(wd != 0.0, g + wd * p, g)
-        m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-        v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-        m = beta1 * m + one_minus_beta1 * g
-        v = beta2 * v + one_minus_beta2 * (g * g)
-        tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
-        tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
-        vv = v
-        if AMSGRAD:
-            vmax_base = _base(vmax_tab, t, DT)
-            vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
-            vmax = tl.where(v > vmax, v, vmax)
-            tl.store(vmax_base + offs, _to_dt(vmax, DT), mask=mask)
-            vv = vmax
-        denom = _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps
-        # spec §2 left to right: ((lr/bc1) * m) / denom (an overflowing v gives 0, not inf/inf)
-        new_p = p - _div(step_size * m, denom, CT)
-        if DECOUPLED:
-            new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
-        tl.store(p_base + offs, _to_dt(new_p, DT), mask=mask)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+            if not DECOUPLED:
+                g = tl.where(wd != 0.0, g + wd * p, g)
+            m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
+            v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
+            m = beta1 * m + one_minus_beta1 * g
+            v = beta2 * v + one_minus_beta2 * (g * g)
+            tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+            tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
+            vv = v
+            if AMSGRAD:
+                vmax_base = _base(vmax_tab, t, DT, ALIGN)
+                vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
+                vmax = tl.where(v > vmax, v, vmax)
+                tl.store(vmax_base + offs, _to_dt(vmax, DT), mask=mask)
+                vv = vmax
+            denom = _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps
+            # spec §2 left to right: ((lr/bc1) * m) / denom (an overflowing v gives 0, not inf/inf)
+            new_p = p - _div(step_size * m, denom, CT)
+            if DECOUPLED:
+                new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
+            tl.store(p_base + offs, _to_dt(new_p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- LAMB
@@ -448,37 +544,39 @@ def lamb_pass1_kernel(
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     WRITE_STATE: tl.constexpr,  # structural: store m, v here (exact dtypes) or in pass 2
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (fixed, not tuned: it shapes the partial sums)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    m_base = _base(m_tab, t, DT)
-    v_base = _base(v_tab, t, DT)
-    vmax_base = _base(vmax_tab, t, DT)
+    pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
+    m_base = _base(m_tab, t, DT, ALIGN)
+    v_base = _base(v_tab, t, DT, ALIGN)
+    vmax_base = _base(vmax_tab, t, DT, ALIGN)
     beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
     acc_w = tl.zeros([BLOCK], dtype=CT)
     acc_u = tl.zeros([BLOCK], dtype=CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p, m, v, vv, u = _lamb_tile(
-            p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
-            beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
-            AMSGRAD, ADAM_W, HAS_GRAD_SCALE, MAXIMIZE, DT, CT,
-        )  # fmt: skip
-        if WRITE_STATE:
-            tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
-            tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
-            if AMSGRAD:
-                tl.store(vmax_base + offs, _to_dt(vv, DT), mask=mask)
-        acc_w += tl.where(mask, p * p, 0.0)
-        acc_u += tl.where(mask, u * u, 0.0)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            p, m, v, vv, u = _lamb_tile(
+                p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
+                beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
+                AMSGRAD, ADAM_W, HAS_GRAD_SCALE, MAXIMIZE, DT, CT,
+            )  # fmt: skip
+            if WRITE_STATE:
+                tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+                tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
+                if AMSGRAD:
+                    tl.store(vmax_base + offs, _to_dt(vv, DT), mask=mask)
+            acc_w += tl.where(mask, p * p, 0.0)
+            acc_u += tl.where(mask, u * u, 0.0)
     tl.store(w_part + pid, tl.sum(acc_w, axis=0))
     tl.store(u_part + pid, tl.sum(acc_u, axis=0))
 
@@ -567,49 +665,51 @@ def lamb_pass2_kernel(
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     WRITE_STATE: tl.constexpr,  # structural: pass 1 stored the state (else recompute + store)
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned; elementwise)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    m_base = _base(m_tab, t, DT)
-    v_base = _base(v_tab, t, DT)
-    vmax_base = _base(vmax_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
+    m_base = _base(m_tab, t, DT, ALIGN)
+    v_base = _base(v_tab, t, DT, ALIGN)
+    vmax_base = _base(vmax_tab, t, DT, ALIGN)
     beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     coef = tl.load(lr_trust + t)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        if WRITE_STATE:
-            # float32/float64: the state pass 1 stored is exactly what it computed
-            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-            m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-            if AMSGRAD:
-                vv = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            if WRITE_STATE:
+                # float32/float64: the state pass 1 stored is exactly what it computed
+                p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+                m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
+                if AMSGRAD:
+                    vv = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
+                else:
+                    vv = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
+                u = _lamb_u(m, vv, bc1, sqrt_bc2, eps, CT)
             else:
-                vv = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-            u = _lamb_u(m, vv, bc1, sqrt_bc2, eps, CT)
-        else:
-            # fp16/bf16: recompute from the old state and g, bit-identical to pass 1, so the
-            # step uses unrounded moments (as the norms did); store the state now
-            p, m, v, vv, u = _lamb_tile(
-                p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
-                beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
-                AMSGRAD, ADAM_W, HAS_GRAD_SCALE, MAXIMIZE, DT, CT,
-            )  # fmt: skip
-            tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
-            tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
-            if AMSGRAD:
-                tl.store(vmax_base + offs, _to_dt(vv, DT), mask=mask)
-        if ADAM_W:
-            u = tl.where(wd != 0.0, u + wd * p, u)
-        p = p - coef * u
-        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+                # fp16/bf16: recompute from the old state and g, bit-identical to pass 1, so the
+                # step uses unrounded moments (as the norms did); store the state now
+                p, m, v, vv, u = _lamb_tile(
+                    p_base, g_base, m_base, v_base, vmax_base, offs, mask, gs,
+                    beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, sqrt_bc2, eps, wd,
+                    AMSGRAD, ADAM_W, HAS_GRAD_SCALE, MAXIMIZE, DT, CT,
+                )  # fmt: skip
+                tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+                tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
+                if AMSGRAD:
+                    tl.store(vmax_base + offs, _to_dt(vv, DT), mask=mask)
+            if ADAM_W:
+                u = tl.where(wd != 0.0, u + wd * p, u)
+            p = p - coef * u
+            tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- RMSprop
@@ -632,16 +732,16 @@ def rmsprop_kernel(
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    sq_base = _base(sq_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
+    sq_base = _base(sq_tab, t, DT, ALIGN)
     lr = tl.load(scal + 0)
     alpha = tl.load(scal + 1)
     one_minus_alpha = tl.load(scal + 2)
@@ -649,35 +749,37 @@ def rmsprop_kernel(
     wd = tl.load(scal + 4)
     momentum = tl.load(scal + 5)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        g = tl.where(wd != 0.0, g + wd * p, g)
-        r = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
-        r = alpha * r + one_minus_alpha * (g * g)
-        tl.store(sq_base + offs, _to_dt(r, DT), mask=mask)
-        den = r
-        if CENTERED:
-            ga_base = _base(ga_tab, t, DT)
-            a = tl.load(ga_base + offs, mask=mask, other=0.0).to(CT)
-            a = alpha * a + one_minus_alpha * g
-            tl.store(ga_base + offs, _to_dt(a, DT), mask=mask)
-            # spec §2: a*a rounded before the subtraction (alpha = 0 gives den = 0 exactly);
-            # natively this holds because fp fusion is off for every launch (Note [native
-            # arithmetic]): no fma(-a, a, r)
-            den = r - a * a
-        step = _div(lr * g, _sqrt(den + eps, CT), CT)  # lr * g' / sqrt(den + eps), in order
-        if HAS_MOMENTUM:
-            buf_base = _base(buf_tab, t, DT)
-            buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
-            buf = momentum * buf + step
-            tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
-            p = p - buf
-        else:
-            p = p - step
-        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+            g = tl.where(wd != 0.0, g + wd * p, g)
+            r = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
+            r = alpha * r + one_minus_alpha * (g * g)
+            tl.store(sq_base + offs, _to_dt(r, DT), mask=mask)
+            den = r
+            if CENTERED:
+                ga_base = _base(ga_tab, t, DT, ALIGN)
+                a = tl.load(ga_base + offs, mask=mask, other=0.0).to(CT)
+                a = alpha * a + one_minus_alpha * g
+                tl.store(ga_base + offs, _to_dt(a, DT), mask=mask)
+                # spec §2: a*a rounded before the subtraction (alpha = 0 gives den = 0 exactly);
+                # natively this holds because fp fusion is off for every launch (Note [native
+                # arithmetic]): no fma(-a, a, r)
+                den = r - a * a
+            step = _div(lr * g, _sqrt(den + eps, CT), CT)  # lr * g' / sqrt(den + eps), in order
+            if HAS_MOMENTUM:
+                buf_base = _base(buf_tab, t, DT, ALIGN)
+                buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
+                buf = momentum * buf + step
+                tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
+                p = p - buf
+            else:
+                p = p - step
+            tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- Adagrad
@@ -696,31 +798,33 @@ def adagrad_kernel(
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    s_base = _base(sum_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
+    s_base = _base(sum_tab, t, DT, ALIGN)
     clr = tl.load(scal + 0)
     eps = tl.load(scal + 1)
     wd = tl.load(scal + 2)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        g = tl.where(wd != 0.0, g + wd * p, g)
-        s = tl.load(s_base + offs, mask=mask, other=0.0).to(CT)
-        s = s + g * g
-        tl.store(s_base + offs, _to_dt(s, DT), mask=mask)
-        p = p - _div(clr * g, _sqrt(s, CT) + eps, CT)  # clr * g' / (sqrt(S) + eps), in order
-        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+            g = tl.where(wd != 0.0, g + wd * p, g)
+            s = tl.load(s_base + offs, mask=mask, other=0.0).to(CT)
+            s = s + g * g
+            tl.store(s_base + offs, _to_dt(s, DT), mask=mask)
+            p = p - _div(clr * g, _sqrt(s, CT) + eps, CT)  # clr * g' / (sqrt(S) + eps), in order
+            tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- Adadelta
@@ -740,38 +844,40 @@ def adadelta_kernel(
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
     HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    if HAS_FOUND_INF:  # Note [AMP]: an inf/NaN gradient somewhere: no tile runs, no store
-        end = tl.where(tl.load(found_inf) != 0, start, end)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    sq_base = _base(sq_tab, t, DT)
-    ad_base = _base(ad_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
+    p_base = _base(p_tab, t, DT, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
+    sq_base = _base(sq_tab, t, DT, ALIGN)
+    ad_base = _base(ad_tab, t, DT, ALIGN)
     lr = tl.load(scal + 0)
     rho = tl.load(scal + 1)
     one_minus_rho = tl.load(scal + 2)
     eps = tl.load(scal + 3)
     wd = tl.load(scal + 4)
     gs = _grad_scale(grad_scale, HAS_GRAD_SCALE, CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        g = tl.where(wd != 0.0, g + wd * p, g)
-        sa = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
-        ad = tl.load(ad_base + offs, mask=mask, other=0.0).to(CT)
-        sa = rho * sa + one_minus_rho * (g * g)
-        d = _div(_sqrt(ad + eps, CT), _sqrt(sa + eps, CT), CT) * g
-        ad = rho * ad + one_minus_rho * (d * d)
-        tl.store(sq_base + offs, _to_dt(sa, DT), mask=mask)
-        tl.store(ad_base + offs, _to_dt(ad, DT), mask=mask)
-        p = p - lr * d
-        tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+            g = tl.where(wd != 0.0, g + wd * p, g)
+            sa = tl.load(sq_base + offs, mask=mask, other=0.0).to(CT)
+            ad = tl.load(ad_base + offs, mask=mask, other=0.0).to(CT)
+            sa = rho * sa + one_minus_rho * (g * g)
+            d = _div(_sqrt(ad + eps, CT), _sqrt(sa + eps, CT), CT) * g
+            ad = rho * ad + one_minus_rho * (d * d)
+            tl.store(sq_base + offs, _to_dt(sa, DT), mask=mask)
+            tl.store(ad_base + offs, _to_dt(ad, DT), mask=mask)
+            p = p - lr * d
+            tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
 
 
 # ----------------------------------------------------------------------------- clip_grad
@@ -785,32 +891,35 @@ def norm_partial_kernel(
     norm_p,  # f32: the norm order (used only for NORM == NORM_P)
     CHUNK,  # int: elements per chunk
     NORM: tl.constexpr,  # structural: which reduction (NORM_* constants)
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (fixed, not tuned: it shapes the partials)
 ):
-    pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    g_base = _base(g_tab, t, DT)
+    pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    g_base = _base(g_tab, t, DT, ALIGN)
     if NORM == NORM_NEG_INF:  # noqa: SIM108
         acc = tl.full([BLOCK], INF, CT)
     else:
         acc = tl.zeros([BLOCK], dtype=CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        a = tl.abs(tl.load(g_base + offs, mask=mask, other=0.0).to(CT))
-        if NORM == NORM_L2:
-            acc += a * a
-        elif NORM == NORM_L1:
-            acc += a
-        elif NORM == NORM_INF:
-            acc = _max_nan(a, acc)
-        elif NORM == NORM_NEG_INF:
-            acc = _min_nan(tl.where(mask, a, INF), acc)
-        elif NORM == NORM_ZERO:
-            acc = tl.where(a != 0.0, 1.0, acc)
-        else:
-            acc += tl.where(mask, tl.exp2(norm_p * tl.log2(a)), 0.0)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            a = tl.abs(tl.load(g_base + offs, mask=mask, other=0.0).to(CT))
+            if NORM == NORM_L2:
+                acc += a * a
+            elif NORM == NORM_L1:
+                acc += a
+            elif NORM == NORM_INF:
+                acc = _max_nan(a, acc)
+            elif NORM == NORM_NEG_INF:
+                acc = _min_nan(tl.where(mask, a, INF), acc)
+            elif NORM == NORM_ZERO:
+                acc = tl.where(a != 0.0, 1.0, acc)
+            else:
+                acc += tl.where(mask, tl.exp2(norm_p * tl.log2(a)), 0.0)
     if NORM == NORM_INF:
         r = tl.reduce(acc, 0, _max_nan)
     elif NORM == NORM_NEG_INF:
@@ -884,15 +993,18 @@ def scale_kernel(
     sizes,  # int64[n_tensors]: numel of each tensor
     coef,  # pointer to the 0-d coefficient (read on the device: no host sync)
     CHUNK,  # int: elements per chunk
+    ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (tuned)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    x_base = _base(x_tab, t, DT)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
+    x_base = _base(x_tab, t, DT, ALIGN)
     c = tl.load(coef).to(CT)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        x = tl.load(x_base + offs, mask=mask, other=0.0).to(CT)
-        tl.store(x_base + offs, _to_dt(x * c, DT), mask=mask)
+    for seg in tl.static_range(0 if ALIGN else 1, 2):  # Note [vectorized access]
+        lo, mlo, hi = _span(start, vend, end, seg, BLOCK)
+        for off in range(lo, hi, BLOCK):
+            offs = off + tl.arange(0, BLOCK)
+            mask = (offs >= mlo) & (offs < hi)
+            x = tl.load(x_base + offs, mask=mask, other=0.0).to(CT)
+            tl.store(x_base + offs, _to_dt(x * c, DT), mask=mask)

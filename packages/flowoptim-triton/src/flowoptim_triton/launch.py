@@ -32,6 +32,20 @@ parameter's layout (contiguous if the parameter itself is not dense), the launch
 staging tensor, and written operands are copied back afterwards. Correct, but it costs extra
 traffic and defeats the plan cache for that partition; dense parameters never take this path.
 
+Note [aligned plans]
+--------------------
+Whether a partition takes the kernels' 128-bit access path (Note [vectorized access] in
+:mod:`flowoptim_triton.kernels`) is decided when its plan is built: ``Plan.align`` is true when
+``CHUNK`` is a multiple of :data:`VEC` elements (so every chunk start is) and the base address of
+every operand of every tensor is a multiple of :data:`ALIGN_BYTES` (16). :meth:`Engine.run` passes
+it as the ``ALIGN`` constexpr of every chunked kernel. Tensor *sizes* are not part of the rule:
+the kernels vectorize each chunk up to its last multiple of ``VEC`` and mask only the tail, so a
+bias of size 1 or a 50257-row vocabulary does not take its partition off the vector path. Only a
+misaligned base does: a dense view at an odd storage offset, which is rare (allocations, and the
+staging copies of Note [layouts], are aligned). The address is part of the plan cache key, so the
+decision is cached with the plan. :attr:`Engine.vectorize` = False forces the scalar path (tests
+compare the two bit for bit).
+
 Note [interpreter]
 ------------------
 With ``TRITON_INTERPRET=1`` (set before ``triton`` kernels are defined) Triton runs kernels on
@@ -63,6 +77,10 @@ __all__ = ["Engine", "Plan", "interpreted", "tl_dtype"]
 MAX_PLANS = 64
 #: scalar tensors kept per backend instance (LRU; a few hundred bytes each).
 MAX_SCALARS = 32
+#: elements per vector unit: ``kernels.VEC`` (Note [aligned plans]; a test checks they agree).
+VEC = 16
+#: base-address alignment of the vector path: one 128-bit access (Note [aligned plans]).
+ALIGN_BYTES = 16
 
 _TL_DTYPES = {
     torch.float32: tl.float32,
@@ -170,6 +188,7 @@ class Plan:
     n_tensors: int
     n_chunks: int
     numel: int
+    align: bool  # every base 16-byte aligned and CHUNK % VEC == 0 (Note [aligned plans])
     tables: list[Tensor]  # per operand: int64[n_tensors] base addresses
     sizes: Tensor  # int64[n_tensors]
     chunk_tensor: Tensor  # int64[n_chunks]
@@ -223,6 +242,8 @@ def build_plan(operands: Sequence[Sequence[Tensor]], chunk: int) -> Plan:
     for ops in operands:
         rows.extend(x.data_ptr() for x in ops)
         rows.extend([0] * (pt - n_t))
+    # Note [aligned plans]: every address of the table (padding rows are 0) and the chunk size
+    align = chunk % VEC == 0 and all(a % ALIGN_BYTES == 0 for a in rows)
     meta_off = len(rows)
     for seq, width in ((sizes, pt), (chunk_tensor, pc), (chunk_start, pc), (c0, pt), (nc, pt)):
         rows.extend(seq)
@@ -243,6 +264,7 @@ def build_plan(operands: Sequence[Sequence[Tensor]], chunk: int) -> Plan:
         n_tensors=n_t,
         n_chunks=n_c,
         numel=sum(sizes),
+        align=align,
         tables=tables,
         sizes=views[0],
         chunk_tensor=views[1],
@@ -265,23 +287,34 @@ def _time_ms(fn: Callable[[], None], device: torch.device) -> float:
 class Tuner:
     """Picks a config per key by benchmarking on scratch copies (Note [autotuning])."""
 
-    def __init__(self, configs: Sequence[triton.Config]):
-        self.configs = list(configs)
+    def __init__(self, configs: Sequence[triton.Config] | Callable[[int], Sequence[triton.Config]]):
+        # a fixed list, or the candidates as a function of the element size in bytes
+        # (autotune_configs.elementwise_configs: Note [tuning space])
+        self._configs = configs if callable(configs) else list(configs)
         self.chosen: dict[tuple, triton.Config] = {}
         self.benchmarked = 0  # number of (key, config) benchmarks run (tests read it)
 
+    def candidates(self, itemsize: int) -> list[triton.Config]:
+        c = self._configs
+        return list(c(itemsize)) if callable(c) else c
+
     def pick(
-        self, key: tuple, device: torch.device, bench: Callable[[triton.Config], None]
+        self,
+        key: tuple,
+        device: torch.device,
+        bench: Callable[[triton.Config], None],
+        itemsize: int = 4,
     ) -> triton.Config:
-        if len(self.configs) == 1:
-            return self.configs[0]
+        configs = self.candidates(itemsize)
+        if len(configs) == 1:
+            return configs[0]
         cfg = self.chosen.get(key)
         if cfg is None:
             timings = []
-            for c in self.configs:
+            for c in configs:
                 timings.append(_time_ms(lambda c=c: bench(c), device))
                 self.benchmarked += 1
-            cfg = self.configs[min(range(len(timings)), key=timings.__getitem__)]
+            cfg = configs[min(range(len(timings)), key=timings.__getitem__)]
             self.chosen[key] = cfg
         return cfg
 
@@ -298,12 +331,15 @@ class Engine:
     ):
         self._chunk = chunk
         self._configs = configs
-        self.reduction_config = reduction_config or cfgs.REDUCTION_CONFIG
+        # None: autotune_configs.reduction_config of the partition's dtype (Note [tuning space])
+        self.reduction_config = reduction_config
         self._tuner: Tuner | None = None
         self._plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.plan_builds = 0  # number of plans built (tests read it)
         self._scalars: OrderedDict[tuple, Tensor] = OrderedDict()
         self.scalar_uploads = 0  # number of scalar tensors built (tests read it)
+        #: False forces the scalar access path of every chunked kernel (Note [aligned plans])
+        self.vectorize = True
 
     def scalars(self, values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
         """The kernels' ``scal`` tensor (Note [kernel scalars] in kernels.py): ``values`` as a
@@ -338,7 +374,7 @@ class Engine:
         if self._tuner is None:
             configs = self._configs
             if configs is None:
-                configs = cfgs.INTERPRET_CONFIGS if interpreted() else cfgs.ELEMENTWISE_CONFIGS
+                configs = cfgs.INTERPRET_CONFIGS if interpreted() else cfgs.elementwise_configs
             self._tuner = Tuner(configs)
         return self._tuner
 
@@ -386,6 +422,8 @@ class Engine:
         if config is not None:
             kwargs.update(config.kwargs)
             num_warps = config.num_warps
+            if config.maxnreg is not None:
+                kwargs["maxnreg"] = config.maxnreg  # Note [tuning space]
         with _errstate():
             # Note [native arithmetic] (kernels.py): no fp contraction in any kernel
             kernel[grid](*args, **kwargs, num_warps=num_warps, enable_fp_fusion=False)
@@ -406,12 +444,17 @@ class Engine:
         """One multi-tensor launch of ``kernel`` over ``operands`` (grid: one program per chunk).
 
         ``make_args(plan)`` gives the kernel's positional arguments for a plan; it is called
-        for scratch plans too while tuning, so it must take every tensor from the plan.
+        for scratch plans too while tuning, so it must take every tensor from the plan. The
+        kernel must take the ``ALIGN`` constexpr (added here).
         """
         if plan is None:
             plan = self.plan(name, operands, validate)
         if plan.n_chunks == 0:
             return plan
+        # every chunked kernel takes ALIGN; decided by the plan (Note [aligned plans]). Tuning
+        # runs on scratch copies of the written operands with the same ALIGN: when it is True
+        # every original is aligned, and so are the fresh copies.
+        constexprs = {**constexprs, "ALIGN": plan.align and self.vectorize}
         if tunable:
             key = (
                 name,
@@ -421,9 +464,9 @@ class Engine:
                 cfgs.size_bucket(plan.numel),
             )
             bench = self._scratch_bench(kernel, operands, written, make_args, constexprs)
-            config = self.tuner.pick(key, plan.device, bench)
+            config = self.tuner.pick(key, plan.device, bench, plan.dtype.itemsize)
         else:
-            config = self.reduction_config
+            config = self.reduction_config or cfgs.reduction_config(plan.dtype.itemsize)
         self.launch(kernel, (plan.n_chunks,), make_args(plan), constexprs, config)
         return plan
 

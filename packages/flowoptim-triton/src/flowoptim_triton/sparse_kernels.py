@@ -75,10 +75,11 @@ def sgd_sparse_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (a register-shape parameter)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    idx_base = _base(idx_tab, t, tl.int64)
+    # row-gather addresses are data: the scalar access path (ALIGN False, Note [vectorized access])
+    _pid, t, start, _vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
+    p_base = _base(p_tab, t, DT, False)
+    g_base = _base(g_tab, t, DT, False)
+    idx_base = _base(idx_tab, t, tl.int64, False)
     D = tl.load(row_len + t)
     nr = tl.load(n_rows + t)
     lr = tl.load(scal + 0)
@@ -96,7 +97,7 @@ def sgd_sparse_kernel(
         g = tl.where(wd != 0.0, g + wd * p, g)
         d = g
         if HAS_MOMENTUM:
-            buf_base = _base(buf_tab, t, DT)
+            buf_base = _base(buf_tab, t, DT, False)
             buf = tl.load(buf_base + poffs, mask=pmask, other=0.0).to(CT)
             buf = momentum * buf + one_minus_dampening * g
             tl.store(buf_base + poffs, _to_dt(buf, DT), mask=pmask)
@@ -132,12 +133,13 @@ def adam_sparse_kernel(
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (a register-shape parameter)
 ):
-    _pid, t, start, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK)
-    p_base = _base(p_tab, t, DT)
-    g_base = _base(g_tab, t, DT)
-    m_base = _base(m_tab, t, DT)
-    v_base = _base(v_tab, t, DT)
-    idx_base = _base(idx_tab, t, tl.int64)
+    # row-gather addresses are data: the scalar access path (ALIGN False, Note [vectorized access])
+    _pid, t, start, _vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
+    p_base = _base(p_tab, t, DT, False)
+    g_base = _base(g_tab, t, DT, False)
+    m_base = _base(m_tab, t, DT, False)
+    v_base = _base(v_tab, t, DT, False)
+    idx_base = _base(idx_tab, t, tl.int64, False)
     D = tl.load(row_len + t)
     nr = tl.load(n_rows + t)
     # bc1 is folded into step_size (slot 9), as in adam_kernel
@@ -162,7 +164,7 @@ def adam_sparse_kernel(
         tl.store(v_base + poffs, _to_dt(v, DT), mask=pmask)
         vv = v
         if AMSGRAD:
-            vmax_base = _base(vmax_tab, t, DT)
+            vmax_base = _base(vmax_tab, t, DT, False)
             vmax = tl.load(vmax_base + poffs, mask=pmask, other=0.0).to(CT)
             vmax = tl.where(v > vmax, v, vmax)
             tl.store(vmax_base + poffs, _to_dt(vmax, DT), mask=pmask)

@@ -10,9 +10,10 @@ values, each state, row indices), each tensor's row length ``D``, its number of 
 to the device by a single ``non_blocking`` copy from pinned memory: no host sync. Unlike the dense
 plans it is not cached: a sparse gradient, its indices and its values are new tensors at every
 step (autograd makes them, coalescing copies them), so a cache keyed on addresses would miss.
-The launch is not tuned either: the dense kernels' fixed first config (``BLOCK`` 1024, 4 warps;
-the interpreter's config under ``TRITON_INTERPRET=1``) is used, since a sparse step's size
-changes every step and tuning on scratch copies would cost more than it could save.
+The launch is not tuned either: the dense kernels' first config for its element size (``BLOCK``
+1024 with 4 warps; 512 for float64; the interpreter's config under ``TRITON_INTERPRET=1``) is
+used, since a sparse step's size changes every step and tuning on scratch copies would cost more
+than it could save. The AOT audit (``kernels/aot/audit.py``) compiles exactly that config.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import triton.language as tl
 from torch import Tensor
 
 from . import autotune_configs as cfgs
@@ -103,5 +105,9 @@ def launch_sparse(
     """One launch of a row-gather kernel, a program per chunk of values, fixed config."""
     if plan.n_chunks == 0:
         return
-    config = (cfgs.INTERPRET_CONFIGS if L.interpreted() else cfgs.ELEMENTWISE_CONFIGS)[0]
+    # the first of the dense candidates for the element size (Note [tuning space]: float64 takes
+    # 4 elements per thread), which the AOT audit compiles for this kernel
+    itemsize = 8 if constexprs.get("CT") is tl.float64 else 4
+    configs = cfgs.INTERPRET_CONFIGS if L.interpreted() else cfgs.elementwise_configs(itemsize)
+    config = configs[0]
     engine.launch(kernel, (plan.n_chunks,), args, constexprs, config)
