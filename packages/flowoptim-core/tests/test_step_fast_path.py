@@ -4,12 +4,12 @@ cold one (nothing cached: the full path) after any change between two steps.
 Each case takes ``WARM`` steps on an optimizer, builds a *cold twin* (a new optimizer on clones
 of the same params, grads and state, same step count, its own backend instance), applies the
 same mutation to both, steps both, and compares: the same exception type and message, or the
-same params, grads and state bit for bit (Note [step phases]: a bad input raises before
+same params and state bit for bit (Note [step phases]: a bad input raises before
 anything changes, so an error must also leave the warm optimizer's params and state as they
-were). The caches this guards: ``Optimizer._state_checked`` (Note [state check cache]) and, with
-the Triton backend, the plan and ``scal`` caches (Note [plan cache] in
-``flowoptim_triton.launch``). ``BACKENDS`` is extended by the Triton tests, which import this
-module.
+were). What this guards: the per-step checks (Note [state check cache], Note [vectorized step
+checks] in ``flowoptim.optimizer``) and, with the Triton backend, the plan and ``scal`` caches
+(Note [plan cache] in ``flowoptim_triton.launch``), and any whole-step fast path added later.
+``BACKENDS`` is extended by the Triton tests, which import this module.
 """
 
 from __future__ import annotations
