@@ -180,7 +180,11 @@ _DEVICE = operator.attrgetter("device")
 
 
 def _states_match(
-    params: list[Tensor], states: list[Any], keys: tuple[str, ...], required: set[str]
+    params: list[Tensor],
+    states: list[Any],
+    keys: tuple[str, ...],
+    required: set[str],
+    where: tuple[torch.device, torch.dtype],
 ) -> bool:
     """Note [vectorized step checks]
     --------------------------------
@@ -193,40 +197,38 @@ def _states_match(
     otherwise a ``Tensor`` or ``nn.Parameter``, floating, not meta, with the parameter's shape,
     dtype and device). False on any doubt: the caller then runs the per-tensor check, which
     raises with its own message. ``params`` are ``Tensor`` or ``nn.Parameter`` (their local
-    shard is themselves)."""
+    shard is themselves) and all have the device and dtype ``where`` (one partition of
+    ``Optimizer._plan_step``: only their shapes are read)."""
     has = list(map(bool, states))
     if not all(has):
         params = list(itertools.compress(params, has))
         states = list(itertools.compress(states, has))
     if not states:
         return True
+    device, dtype = where
+    # with every dtype and device equal to the parameters', floating and not meta are
+    # properties of that one dtype and device (not read per tensor)
+    if not dtype.is_floating_point or device.type == "meta":
+        return False
     shapes = list(map(_SHAPE, params))
-    dtypes = list(map(_DTYPE, params))
-    devices = list(map(_DEVICE, params))
     for key in keys:
         vals = list(map(operator.methodcaller("get", key), states))
         present = list(map(operator.is_not, vals, itertools.repeat(None)))
         if all(present):
-            sh, dt, dv = shapes, dtypes, devices
+            sh = shapes
         elif key in required:
             return False
         else:
             vals = list(itertools.compress(vals, present))
             sh = list(itertools.compress(shapes, present))
-            dt = list(itertools.compress(dtypes, present))
-            dv = list(itertools.compress(devices, present))
-        if not (
+        if vals and not (
             _PLAIN_TYPES.issuperset(map(type, vals))
             and list(map(_SHAPE, vals)) == sh
-            and list(map(_DTYPE, vals)) == dt
-            and list(map(_DEVICE, vals)) == dv
+            and set(map(_DTYPE, vals)) == {dtype}
+            and set(map(_DEVICE, vals)) == {device}
         ):
             return False
-    # with every dtype and device equal to its parameter's, floating and not meta are
-    # properties of the few distinct ones (cheaper than reading them per tensor)
-    return all(d.is_floating_point for d in set(dtypes)) and all(
-        d.type != "meta" for d in set(devices)
-    )
+    return True
 
 
 def _describe(p: Tensor) -> str:
@@ -858,7 +860,7 @@ class Optimizer(torch.optim.Optimizer):
         keys = tuple(sorted(required | lazy))
         states = self.state
         plain = _PLAIN_TYPES.issuperset(map(type, params))
-        if plain and _states_match(params, list(map(states.get, params)), keys, required):
+        if plain and _states_match(params, list(map(states.get, params)), keys, required, where_):
             return
         cache = self._state_checked
         # one object per (keys, device, dtype), so that a cache hit is an identity test
