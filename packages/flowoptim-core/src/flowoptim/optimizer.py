@@ -19,7 +19,12 @@ only then advances the step counter, creates state and updates anything, so a ba
 with every parameter, every state tensor and the step counter untouched. State created lazily on
 a parameter's first update (or when an option such as ``amsgrad`` is switched on) is created in
 phase 2. A backend functional that raises in phase 2 can still leave earlier partitions updated:
-backends are expected to fail only on what ``check_tensors`` can check.
+backends are expected to fail only on what ``check_tensors`` can check. Phase 1 reruns in full at
+every step for plain tensors: nothing it decides is cached across steps (Note [state check
+cache]), because what it guards can change without a new object or address (a tensor resized,
+transposed or given another dtype in place); the Triton backend's plan cache is keyed on the
+whole content of its tables (Note [plan cache] in ``flowoptim_triton.launch``). Warm and cold
+optimizers are compared after such changes in ``tests/test_step_fast_path.py``.
 
 Note [load_state_dict checks]
 -----------------------------
