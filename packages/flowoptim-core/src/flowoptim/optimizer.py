@@ -19,7 +19,12 @@ only then advances the step counter, creates state and updates anything, so a ba
 with every parameter, every state tensor and the step counter untouched. State created lazily on
 a parameter's first update (or when an option such as ``amsgrad`` is switched on) is created in
 phase 2. A backend functional that raises in phase 2 can still leave earlier partitions updated:
-backends are expected to fail only on what ``check_tensors`` can check.
+backends are expected to fail only on what ``check_tensors`` can check. Phase 1 reruns in full at
+every step for plain tensors: nothing it decides is cached across steps (Note [state check
+cache]), because what it guards can change without a new object or address (a tensor resized,
+transposed or given another dtype in place); the Triton backend's plan cache is keyed on the
+whole content of its tables (Note [plan cache] in ``flowoptim_triton.launch``). Warm and cold
+optimizers are compared after such changes in ``tests/test_step_fast_path.py``.
 
 Note [load_state_dict checks]
 -----------------------------
@@ -99,7 +104,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import math
+import operator
 import os
 import pickle
 import warnings
@@ -167,6 +174,66 @@ _INTERNAL_DIRS = (
     os.path.dirname(os.path.abspath(__file__)) + os.sep,
     os.path.dirname(os.path.abspath(torch.optim.__file__)) + os.sep,
 )
+
+
+#: tensor types whose checks need no local shard (Note [vectorized step checks])
+_PLAIN_TYPES = frozenset({Tensor, torch.nn.Parameter})
+#: C-level getters for ``map`` (Note [vectorized step checks])
+_SHAPE = operator.attrgetter("shape")
+_DTYPE = operator.attrgetter("dtype")
+_DEVICE = operator.attrgetter("device")
+
+
+def _states_match(
+    params: list[Tensor],
+    states: list[Any],
+    keys: tuple[str, ...],
+    required: set[str],
+    where: tuple[torch.device, torch.dtype],
+) -> bool:
+    """Note [vectorized step checks]
+    --------------------------------
+    Whether every existing state of plain-tensor ``params`` passes ``Optimizer._check_state``,
+    decided with one C-level ``map`` per attribute and key instead of a Python loop per tensor.
+    It reads the metadata the per-tensor check reads (floating-point and meta aside: those follow
+    from the dtype and device equal to the parameter's, and are read once per distinct dtype and
+    device), at every step, and caches nothing: True exactly when that check finds nothing
+    (state ``None`` or empty: created in phase 2; a lazy key absent: created in phase 2;
+    otherwise a ``Tensor`` or ``nn.Parameter``, floating, not meta, with the parameter's shape,
+    dtype and device). False on any doubt: the caller then runs the per-tensor check, which
+    raises with its own message. ``params`` are ``Tensor`` or ``nn.Parameter`` (their local
+    shard is themselves) and all have the device and dtype ``where`` (one partition of
+    ``Optimizer._plan_step``: only their shapes are read)."""
+    has = list(map(bool, states))
+    if not all(has):
+        params = list(itertools.compress(params, has))
+        states = list(itertools.compress(states, has))
+    if not states:
+        return True
+    device, dtype = where
+    # with every dtype and device equal to the parameters', floating and not meta are
+    # properties of that one dtype and device (not read per tensor)
+    if not dtype.is_floating_point or device.type == "meta":
+        return False
+    shapes = list(map(_SHAPE, params))
+    for key in keys:
+        vals = list(map(operator.methodcaller("get", key), states))
+        present = list(map(operator.is_not, vals, itertools.repeat(None)))
+        if all(present):
+            sh = shapes
+        elif key in required:
+            return False
+        else:
+            vals = list(itertools.compress(vals, present))
+            sh = list(itertools.compress(shapes, present))
+        if vals and not (
+            _PLAIN_TYPES.issuperset(map(type, vals))
+            and list(map(_SHAPE, vals)) == sh
+            and set(map(_DTYPE, vals)) == {dtype}
+            and set(map(_DEVICE, vals)) == {device}
+        ):
+            return False
+    return True
 
 
 def _describe(p: Tensor) -> str:
@@ -782,27 +849,34 @@ class Optimizer(torch.optim.Optimizer):
         will use is missing or does not match its parameter (Note [step phases]). ``params``
         share the device and dtype ``where_``.
 
-        Note [state check cache]: checking every state tensor's shape, dtype and device at every
-        step would cost about 1 us per tensor in Python (600 Adam params: 1.7 -> 7 ms a step).
-        A parameter whose used state tensors are the very objects that passed last time (same
-        keys, same tensor objects, held through weak references so that offloaded state is
-        freed), and whose own shape, dtype and device are unchanged, is not checked again. What
-        remains costs about 0.5 us per parameter. In-place changes of a checked state tensor's
-        metadata (``resize_``, ``set_``) are not seen.
+        Note [state check cache]: for plain tensors (``Tensor`` and ``nn.Parameter``, the
+        usual case) every state tensor is checked at every step, with C-level maps over the
+        partition (Note [vectorized step checks]); nothing is cached, so a state tensor
+        replaced, resized or transposed in place, or given another dtype through ``.data``,
+        raises at the next step exactly as on the first. Other tensor types (DTensors, whose
+        check compares local shards) take the loop below, which skips a parameter whose used
+        state tensors are the very objects that passed last time (same keys, same tensor
+        objects, held through weak references so that offloaded state is freed) and whose own
+        shape is unchanged: about 0.5 us per parameter instead of 1 us. For those, in-place
+        changes of a checked state tensor's metadata (``resize_``, ``set_``) are not seen.
         """
         lazy = self._lazy_state(group)
         required = self._required_state(group) - lazy
         keys = tuple(sorted(required | lazy))
+        states = self.state
+        plain = _PLAIN_TYPES.issuperset(map(type, params))
+        if plain and _states_match(params, list(map(states.get, params)), keys, required, where_):
+            return
         cache = self._state_checked
         # one object per (keys, device, dtype), so that a cache hit is an identity test
         token = cache.setdefault((keys, where_), (keys, where_))
-        states = self.state
         where = None
         for p in params:
             state = states.get(p)
             if not state:
                 continue  # created in phase 2
-            hit = cache.get(id(p))  # id: Tensor.__hash__ is slow Python code
+            # id: Tensor.__hash__ is slow Python code; plain tensors are never skipped
+            hit = None if plain else cache.get(id(p))
             if hit is not None and hit[0] is token and hit[1] == p.shape:
                 for k, ref in zip(keys, hit[2]):
                     v = state.get(k)
