@@ -348,6 +348,99 @@ def _min_nan(
 
 # ----------------------------------------------------------------------------- SGD
 @triton.jit
+def _sgd_tile(
+    p_base,  # typed pointer: param
+    g_base,  # typed pointer: gradient (dense, or a sparse gradient's values)
+    buf_base,  # typed pointer: momentum_buffer (read only if HAS_MOMENTUM)
+    offs,  # offsets of the tile's elements in p and its buffer
+    mask,  # lanes of offs in bounds
+    g_offs,  # offsets of the same elements in the gradient (== offs when dense)
+    g_mask,  # lanes of g_offs in bounds
+    gs,  # grad_scale value (ignored unless HAS_GRAD_SCALE)
+    lr,  # scal slot 0
+    momentum,  # scal slot 1
+    one_minus_dampening,  # scal slot 2
+    wd,  # scal slot 3
+    HAS_MOMENTUM: tl.constexpr,  # structural: momentum buffer exists
+    NESTEROV: tl.constexpr,  # structural: nesterov direction
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    DT: tl.constexpr,  # storage dtype
+    CT: tl.constexpr,  # compute dtype
+):
+    # one tile of SGD (spec §2); shared by sgd_kernel and the row-gather sgd_sparse_kernel, so
+    # a sparse gradient naming every row gives the dense update bit for bit (spec §5)
+    p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+    g = _load_grad(g_base, g_offs, g_mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+    g = tl.where(wd != 0.0, g + wd * p, g)
+    d = g
+    if HAS_MOMENTUM:
+        buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
+        buf = momentum * buf + one_minus_dampening * g
+        tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
+        if NESTEROV:  # noqa: SIM108 (constexpr branches read as the spec)
+            d = g + momentum * buf
+        else:
+            d = buf
+    p = p - lr * d
+    tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+
+
+@triton.jit
+def _adam_tile(
+    p_base,  # typed pointer: param
+    g_base,  # typed pointer: gradient (dense, or a sparse gradient's values)
+    m_base,  # typed pointer: exp_avg
+    v_base,  # typed pointer: exp_avg_sq
+    vmax_base,  # typed pointer: max_exp_avg_sq (read only if AMSGRAD)
+    offs,  # offsets of the tile's elements in p and its state
+    mask,  # lanes of offs in bounds
+    g_offs,  # offsets of the same elements in the gradient (== offs when dense)
+    g_mask,  # lanes of g_offs in bounds
+    gs,  # grad_scale value (ignored unless HAS_GRAD_SCALE)
+    beta1,  # the _adam_scalars values ...
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    sqrt_bc2,
+    eps,
+    wd,
+    step_size,  # scal slot 9: lr / bc1
+    lr_wd,  # scal slot 10: lr * wd (AdamW)
+    AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
+    DECOUPLED: tl.constexpr,  # structural: AdamW (decay outside the gradient)
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    DT: tl.constexpr,  # storage dtype
+    CT: tl.constexpr,  # compute dtype
+):
+    # one tile of Adam/AdamW (spec §2); shared by adam_kernel and the row-gather
+    # adam_sparse_kernel, so a sparse gradient naming every row gives the dense update bit for bit
+    p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+    g = _load_grad(g_base, g_offs, g_mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+    if not DECOUPLED:
+        g = tl.where(wd != 0.0, g + wd * p, g)
+    m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
+    v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
+    m = beta1 * m + one_minus_beta1 * g
+    v = beta2 * v + one_minus_beta2 * (g * g)
+    tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
+    tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
+    vv = v
+    if AMSGRAD:
+        vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
+        vmax = tl.where(v > vmax, v, vmax)
+        tl.store(vmax_base + offs, _to_dt(vmax, DT), mask=mask)
+        vv = vmax
+    denom = _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps
+    # spec §2 left to right: ((lr/bc1) * m) / denom (an overflowing v gives 0, not inf/inf)
+    new_p = p - _div(step_size * m, denom, CT)
+    if DECOUPLED:
+        new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
+    tl.store(p_base + offs, _to_dt(new_p, DT), mask=mask)
+
+
+@triton.jit
 def sgd_kernel(
     p_tab,  # int64 table: param addresses
     g_tab,  # int64 table: grad addresses
@@ -373,6 +466,7 @@ def sgd_kernel(
     vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, ALIGN)  # Note [AMP]
     p_base = _base(p_tab, t, DT, ALIGN)
     g_base = _base(g_tab, t, DT, ALIGN)
+    buf_base = _base(buf_tab, t, DT, ALIGN) if HAS_MOMENTUM else p_base
     lr = tl.load(scal + 0)
     momentum = tl.load(scal + 1)
     one_minus_dampening = tl.load(scal + 2)
@@ -383,21 +477,9 @@ def sgd_kernel(
         for off in range(lo, hi, BLOCK):
             offs = off + tl.arange(0, BLOCK)
             mask = (offs >= mlo) & (offs < hi)
-            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-            g = tl.where(wd != 0.0, g + wd * p, g)
-            d = g
-            if HAS_MOMENTUM:
-                buf_base = _base(buf_tab, t, DT, ALIGN)
-                buf = tl.load(buf_base + offs, mask=mask, other=0.0).to(CT)
-                buf = momentum * buf + one_minus_dampening * g
-                tl.store(buf_base + offs, _to_dt(buf, DT), mask=mask)
-                if NESTEROV:  # noqa: SIM108 (constexpr branches read as the spec)
-                    d = g + momentum * buf
-                else:
-                    d = buf
-            p = p - lr * d
-            tl.store(p_base + offs, _to_dt(p, DT), mask=mask)
+            _sgd_tile(p_base, g_base, buf_base, offs, mask, offs, mask, gs, lr, momentum,
+                      one_minus_dampening, wd, HAS_MOMENTUM, NESTEROV, MAXIMIZE, HAS_GRAD_SCALE,
+                      DT, CT)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- Adam / AdamW
@@ -431,6 +513,7 @@ def adam_kernel(
     g_base = _base(g_tab, t, DT, ALIGN)
     m_base = _base(m_tab, t, DT, ALIGN)
     v_base = _base(v_tab, t, DT, ALIGN)
+    vmax_base = _base(vmax_tab, t, DT, ALIGN) if AMSGRAD else v_base
     # bc1 is folded into step_size (slot 9) here
     beta1, one_minus_beta1, beta2, one_minus_beta2, _bc1, sqrt_bc2, eps, wd = _adam_scalars(scal)
     step_size = tl.load(scal + 9)
@@ -441,29 +524,10 @@ def adam_kernel(
         for off in range(lo, hi, BLOCK):
             offs = off + tl.arange(0, BLOCK)
             mask = (offs >= mlo) & (offs < hi)
-            p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-            g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-            if not DECOUPLED:
-                g = tl.where(wd != 0.0, g + wd * p, g)
-            m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-            v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-            m = beta1 * m + one_minus_beta1 * g
-            v = beta2 * v + one_minus_beta2 * (g * g)
-            tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
-            tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
-            vv = v
-            if AMSGRAD:
-                vmax_base = _base(vmax_tab, t, DT, ALIGN)
-                vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
-                vmax = tl.where(v > vmax, v, vmax)
-                tl.store(vmax_base + offs, _to_dt(vmax, DT), mask=mask)
-                vv = vmax
-            denom = _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps
-            # spec §2 left to right: ((lr/bc1) * m) / denom (an overflowing v gives 0, not inf/inf)
-            new_p = p - _div(step_size * m, denom, CT)
-            if DECOUPLED:
-                new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
-            tl.store(p_base + offs, _to_dt(new_p, DT), mask=mask)
+            _adam_tile(p_base, g_base, m_base, v_base, vmax_base, offs, mask, offs, mask, gs,
+                       beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, wd,
+                       step_size, lr_wd, AMSGRAD, DECOUPLED, MAXIMIZE, HAS_GRAD_SCALE, DT,
+                       CT)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- LAMB

@@ -32,7 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .kernels import _adam_scalars, _base, _div, _grad_scale, _load_grad, _locate, _sqrt, _to_dt
+from .kernels import _adam_scalars, _adam_tile, _base, _grad_scale, _locate, _sgd_tile
 
 __all__ = ["adam_sparse_kernel", "sgd_sparse_kernel"]
 
@@ -79,6 +79,7 @@ def sgd_sparse_kernel(
     _pid, t, start, _vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
     p_base = _base(p_tab, t, DT, False)
     g_base = _base(g_tab, t, DT, False)
+    buf_base = _base(buf_tab, t, DT, False) if HAS_MOMENTUM else p_base
     idx_base = _base(idx_tab, t, tl.int64, False)
     D = tl.load(row_len + t)
     nr = tl.load(n_rows + t)
@@ -91,22 +92,10 @@ def sgd_sparse_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         poffs, pmask = _row_offsets(idx_base, offs, mask, D, nr)
-        # from here on: sgd_kernel's per-element code, addressed through poffs
-        p = tl.load(p_base + poffs, mask=pmask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        g = tl.where(wd != 0.0, g + wd * p, g)
-        d = g
-        if HAS_MOMENTUM:
-            buf_base = _base(buf_tab, t, DT, False)
-            buf = tl.load(buf_base + poffs, mask=pmask, other=0.0).to(CT)
-            buf = momentum * buf + one_minus_dampening * g
-            tl.store(buf_base + poffs, _to_dt(buf, DT), mask=pmask)
-            if NESTEROV:  # noqa: SIM108 (constexpr branches read as the spec)
-                d = g + momentum * buf
-            else:
-                d = buf
-        p = p - lr * d
-        tl.store(p_base + poffs, _to_dt(p, DT), mask=pmask)
+        # sgd_kernel's per-element code, addressed through poffs
+        _sgd_tile(p_base, g_base, buf_base, poffs, pmask, offs, mask, gs, lr, momentum,
+                  one_minus_dampening, wd, HAS_MOMENTUM, NESTEROV, MAXIMIZE, HAS_GRAD_SCALE, DT,
+                  CT)  # fmt: skip
 
 
 @triton.jit
@@ -139,6 +128,7 @@ def adam_sparse_kernel(
     g_base = _base(g_tab, t, DT, False)
     m_base = _base(m_tab, t, DT, False)
     v_base = _base(v_tab, t, DT, False)
+    vmax_base = _base(vmax_tab, t, DT, False) if AMSGRAD else v_base
     idx_base = _base(idx_tab, t, tl.int64, False)
     D = tl.load(row_len + t)
     nr = tl.load(n_rows + t)
@@ -151,26 +141,7 @@ def adam_sparse_kernel(
         offs = off + tl.arange(0, BLOCK)
         mask = offs < end
         poffs, pmask = _row_offsets(idx_base, offs, mask, D, nr)
-        # from here on: adam_kernel's per-element code, addressed through poffs
-        p = tl.load(p_base + poffs, mask=pmask, other=0.0).to(CT)
-        g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-        if not DECOUPLED:
-            g = tl.where(wd != 0.0, g + wd * p, g)
-        m = tl.load(m_base + poffs, mask=pmask, other=0.0).to(CT)
-        v = tl.load(v_base + poffs, mask=pmask, other=0.0).to(CT)
-        m = beta1 * m + one_minus_beta1 * g
-        v = beta2 * v + one_minus_beta2 * (g * g)
-        tl.store(m_base + poffs, _to_dt(m, DT), mask=pmask)
-        tl.store(v_base + poffs, _to_dt(v, DT), mask=pmask)
-        vv = v
-        if AMSGRAD:
-            vmax_base = _base(vmax_tab, t, DT, False)
-            vmax = tl.load(vmax_base + poffs, mask=pmask, other=0.0).to(CT)
-            vmax = tl.where(v > vmax, v, vmax)
-            tl.store(vmax_base + poffs, _to_dt(vmax, DT), mask=pmask)
-            vv = vmax
-        denom = _div(_sqrt(vv, CT), sqrt_bc2, CT) + eps
-        new_p = p - _div(step_size * m, denom, CT)
-        if DECOUPLED:
-            new_p = tl.where(lr_wd != 0.0, new_p - lr_wd * p, new_p)
-        tl.store(p_base + poffs, _to_dt(new_p, DT), mask=pmask)
+        # adam_kernel's per-element code, addressed through poffs
+        _adam_tile(p_base, g_base, m_base, v_base, vmax_base, poffs, pmask, offs, mask, gs,
+                   beta1, one_minus_beta1, beta2, one_minus_beta2, sqrt_bc2, eps, wd, step_size,
+                   lr_wd, AMSGRAD, DECOUPLED, MAXIMIZE, HAS_GRAD_SCALE, DT, CT)  # fmt: skip
