@@ -39,6 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from model_shapes import gpt2_shapes  # kernels/bench/model_shapes.py
+
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = (
     "optimizer",
@@ -63,17 +65,6 @@ FLOOR_FP32 = {
 #: bf16 params, grads and state: half the fp32 bytes, except LAMB, whose low-precision pass 2
 #: re-reads g and the old state (Note [LAMB passes] in flowoptim_triton.backend): 22 bytes
 FLOOR_BF16 = {k: v // 2 for k, v in FLOOR_FP32.items()} | {"lamb": 22}
-
-
-def gpt2_shapes(n_layer: int = 12, d: int = 768, vocab: int = 50257, ctx: int = 1024):
-    """GPT-2's parameter shapes (148 tensors for 12 layers) plus an untied lm_head weight and
-    bias: 150 tensors (163M parameters at full size). Same list as kernels/bench/host_step.py."""
-    shapes = [(vocab, d), (ctx, d)]
-    for _ in range(n_layer):
-        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,)]  # ln_1, attn
-        shapes += [(d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]  # ln_2, mlp
-    shapes += [(d,), (d,), (vocab, d), (vocab,)]  # ln_f, lm_head
-    return shapes
 
 
 def workloads(smoke: bool) -> dict[str, list[tuple[int, ...]]]:

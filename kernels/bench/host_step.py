@@ -41,6 +41,7 @@ if os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
     sys.exit("set TRITON_INTERPRET=1 (the backend then runs CPU tensors; launches are no-ops)")
 
 import torch
+from model_shapes import gpt2_shapes  # kernels/bench/model_shapes.py
 from triton.runtime.interpreter import InterpretedFunction
 
 import flowoptim as fo
@@ -63,17 +64,6 @@ LAUNCHES: list[str] = []
 def _noop_run(self, *args, grid, warmup, **kwargs):
     if not warmup:
         LAUNCHES.append(self.fn.__name__)
-
-
-def gpt2_shapes(n_layer: int = 12, d: int = 768, vocab: int = 50257, ctx: int = 1024):
-    """GPT-2's parameter shapes (148 tensors for 12 layers) plus an untied lm_head weight and
-    bias: 150 tensors."""
-    shapes = [(vocab, d), (ctx, d)]
-    for _ in range(n_layer):
-        shapes += [(d,), (d,), (d, 3 * d), (3 * d,), (d, d), (d,)]  # ln_1, attn
-        shapes += [(d,), (d,), (d, 4 * d), (4 * d,), (4 * d, d), (d,)]  # ln_2, mlp
-    shapes += [(d,), (d,), (vocab, d), (vocab,)]  # ln_f, lm_head
-    return shapes
 
 
 def workloads(width_div: int) -> dict[int, list[tuple[int, ...]]]:
