@@ -1031,17 +1031,8 @@ class Optimizer(torch.optim.Optimizer):
         """
         if torch.compiler.is_compiling():
             return self._clip_grad_compiled(error_if_nonfinite, fused)
-        clipped = [
-            (gi, g)
-            for gi, g in enumerate(self.param_groups)
-            if g.get("clip_grad_max_norm") is not None
-        ]
+        clipped = self._clipped_groups()
         if not clipped:
-            self._warn_once(
-                "no_clip",
-                "clip_grad() called but no param group has 'clip_grad_max_norm'; "
-                "nothing was clipped",
-            )
             return []
         results = []
         # group index -> (param, coalesced grad) for sparse grads that were not coalesced
@@ -1137,11 +1128,9 @@ class Optimizer(torch.optim.Optimizer):
     def _set_clip_called(self) -> None:
         self._clip_called = True
 
-    @torch._disable_dynamo
-    def _plan_clip(self) -> list[tuple[int, float, float, list[tuple[int, list[Tensor]]], Any]]:
-        """``clip_grad``'s checks and partitions, run eagerly (Note [step under
-        torch.compile]): ``(gi, norm_type, max_norm, [(backend handle, grads)], total)`` per
-        clipped group, ``total`` a zero tensor for a group without gradients, else None."""
+    def _clipped_groups(self) -> list[tuple[int, dict[str, Any]]]:
+        """``(index, group)`` of the groups with ``clip_grad_max_norm``, for both ``clip_grad``
+        paths; warns once when there is none (nothing to clip)."""
         clipped = [
             (gi, g)
             for gi, g in enumerate(self.param_groups)
@@ -1153,6 +1142,15 @@ class Optimizer(torch.optim.Optimizer):
                 "clip_grad() called but no param group has 'clip_grad_max_norm'; "
                 "nothing was clipped",
             )
+        return clipped
+
+    @torch._disable_dynamo
+    def _plan_clip(self) -> list[tuple[int, float, float, list[tuple[int, list[Tensor]]], Any]]:
+        """``clip_grad``'s checks and partitions, run eagerly (Note [step under
+        torch.compile]): ``(gi, norm_type, max_norm, [(backend handle, grads)], total)`` per
+        clipped group, ``total`` a zero tensor for a group without gradients, else None."""
+        clipped = self._clipped_groups()
+        if not clipped:
             return []
         plan = []
         for gi, group in clipped:
