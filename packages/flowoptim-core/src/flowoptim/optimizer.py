@@ -182,6 +182,9 @@ _PLAIN_TYPES = frozenset({Tensor, torch.nn.Parameter})
 _SHAPE = operator.attrgetter("shape")
 _DTYPE = operator.attrgetter("dtype")
 _DEVICE = operator.attrgetter("device")
+_GRAD = operator.attrgetter("grad")
+_LAYOUT = operator.attrgetter("layout")
+_STRIDED = frozenset({torch.strided})
 
 
 def _states_match(
@@ -542,6 +545,41 @@ class Optimizer(torch.optim.Optimizer):
         """``(param, grad)`` for every parameter of the group that has a gradient, checked
         (phase 1, Note [step phases]); a sparse gradient comes back coalesced (Note [sparse
         gradient checks])."""
+        return self._grads_by_partition(gi, group)[0]
+
+    def _grads_by_partition(
+        self, gi: int, group: dict[str, Any]
+    ) -> tuple[list[tuple[Tensor, Tensor]], dict[tuple[torch.device, torch.dtype], list[int]]]:
+        """Note [vectorized grad checks]
+        --------------------------------
+        ``_check_grads`` and the pairs' partition by the parameters' ``(device, dtype)``, read
+        at every step with one C-level ``map`` per attribute (as Note [vectorized step checks]):
+        when every gradient is strided with its parameter's dtype, device and shape (the usual
+        case) the pairs are made without a Python loop, and a group whose parameters share one
+        device and dtype is one partition without a loop either. Anything else (a sparse
+        gradient, a mismatch, which then raises with its message) takes the per-parameter loop.
+        Nothing is cached: the same metadata are read at every step."""
+        params = group["params"]
+        grads = list(map(_GRAD, params))
+        has = list(map(operator.is_not, grads, itertools.repeat(None)))
+        if not all(has):
+            params = list(itertools.compress(params, has))
+            grads = list(itertools.compress(grads, has))
+        if not grads:
+            return [], {}
+        devices = list(map(_DEVICE, params))
+        dtypes = list(map(_DTYPE, params))
+        if (
+            _STRIDED.issuperset(map(_LAYOUT, grads))
+            and list(map(_DTYPE, grads)) == dtypes
+            and list(map(_DEVICE, grads)) == devices
+            and list(map(_SHAPE, grads)) == list(map(_SHAPE, params))
+        ):
+            pairs = list(zip(params, grads))
+            n = len(pairs)
+            if dtypes.count(dtypes[0]) == n and devices.count(devices[0]) == n:
+                return pairs, {(devices[0], dtypes[0]): list(range(n))}
+            return pairs, self._partition(params)
         pairs = []
         for i, p in enumerate(group["params"]):
             g = p.grad
@@ -555,7 +593,7 @@ class Optimizer(torch.optim.Optimizer):
                     f"{_describe(g)}, param {_describe(p)}"
                 )
             pairs.append((p, g))
-        return pairs
+        return pairs, self._partition([p for p, _ in pairs])
 
     def _check_sparse_grad(self, gi: int, i: int, p: Tensor, g: Tensor) -> Tensor:
         """Note [sparse gradient checks]
@@ -678,19 +716,20 @@ class Optimizer(torch.optim.Optimizer):
             capturable = (group.get("capturable", False) or found_inf is not None) and (
                 layout is None
             )
-            for backend, params, grads, scale in parts:
+            for backend, params, grads, scale, states in parts:
                 # under GradScaler's found_inf the masked update runs eagerly (Note [AMP])
                 if recorder is not None and layout is None and found_inf is None:
                     recorder.backend, backend = backend, recorder
                     recorder.capturable = capturable
-                states = []
-                for p in params:
-                    state = self.state[p]
+                # phase 1's states (None: no state yet), completed here
+                for i, state in enumerate(states):
                     if not state:
+                        p = params[i]
+                        states[i] = state = self.state[p]
                         self._init_state(p, state, group)
-                    if not capturable:
+                if not capturable:
+                    for state in states:
                         state["step"] = step_t
-                    states.append(state)
                 part_step: int | Tensor = step
                 if capturable:
                     part_step = self._device_step(params[0].device, step)
@@ -802,7 +841,7 @@ class Optimizer(torch.optim.Optimizer):
         name = type(self).__name__
         plan = []
         for gi, group in enumerate(self.param_groups):
-            pairs = self._check_grads(gi, group)
+            pairs, partition = self._grads_by_partition(gi, group)
             if not pairs:
                 continue
             if group.get("clip_grad_max_norm") is not None and not self._clip_called:
@@ -818,13 +857,17 @@ class Optimizer(torch.optim.Optimizer):
             layout = self._dtensor_layout(gi, group, pairs, self._reduces_norms)
             coef = self._pending_clip.get(gi)
             parts = []
-            for (device, dtype), idx in self._partition([p for p, _ in pairs]).items():
+            for (device, dtype), idx in partition.items():
                 backend = self._backend_for(device)
                 params = [pairs[i][0] for i in idx]
-                self._check_state(gi, group, params, (device, dtype))
-                backend.check_tensors(
-                    params if layout is None else [_dist.local(p) for p in params]
-                )
+                states = self._check_state(gi, group, params, (device, dtype))
+                if layout is not None:
+                    backend.check_tensors([_dist.local(p) for p in params])
+                elif _PLAIN_TYPES.issuperset(map(type, params)):
+                    # Note [partition check] (Backend.check_tensors): one device, one dtype
+                    backend.check_tensors(params[:1])
+                else:
+                    backend.check_tensors(params)
                 if layout is not None and self._reduces_norms:
                     _check_norm_reduce(backend, name)
                 # Note [grad_scale]: a 0-d tensor in the partition's compute dtype on its device,
@@ -838,16 +881,17 @@ class Optimizer(torch.optim.Optimizer):
                 if inv is not None:
                     inv = inv.to(device=_dist.local(params[0]).device, dtype=compute_dtype(dtype))
                     scale = inv if scale is None else inv * scale
-                parts.append((backend, params, [pairs[i][1] for i in idx], scale))
+                parts.append((backend, params, [pairs[i][1] for i in idx], scale, states))
             plan.append((group, parts, layout))
         return plan
 
     def _check_state(
         self, gi: int, group: dict[str, Any], params: list[Tensor], where_: tuple
-    ) -> None:
+    ) -> list[dict[str, Any] | None]:
         """Raise naming the group, parameter index and key if an existing state tensor the update
         will use is missing or does not match its parameter (Note [step phases]). ``params``
-        share the device and dtype ``where_``.
+        share the device and dtype ``where_``. Returns each parameter's state dict (None where
+        it has none yet: phase 2 creates it), read once for both phases.
 
         Note [state check cache]: for plain tensors (``Tensor`` and ``nn.Parameter``, the
         usual case) every state tensor is checked at every step, with C-level maps over the
@@ -864,9 +908,10 @@ class Optimizer(torch.optim.Optimizer):
         required = self._required_state(group) - lazy
         keys = tuple(sorted(required | lazy))
         states = self.state
+        found = list(map(states.get, params))
         plain = _PLAIN_TYPES.issuperset(map(type, params))
-        if plain and _states_match(params, list(map(states.get, params)), keys, required, where_):
-            return
+        if plain and _states_match(params, found, keys, required, where_):
+            return found
         cache = self._state_checked
         # one object per (keys, device, dtype), so that a cache hit is an identity test
         token = cache.setdefault((keys, where_), (keys, where_))
@@ -907,6 +952,7 @@ class Optimizer(torch.optim.Optimizer):
                 p.shape,
                 tuple(None if state.get(k) is None else weakref.ref(state[k]) for k in keys),
             )
+        return found
 
     def _dtensor_layout(
         self,
@@ -1610,9 +1656,9 @@ def split_sparse(
     mix in one group): ``[(params, grads, states, is_sparse)]``, non-empty parts only, each
     keeping the partition's order. Used by the ``_update`` of optimizers with
     ``support_sparse``, which call the backend's dense or ``*_sparse`` functional per part."""
-    sparse = [i for i, g in enumerate(grads) if g.is_sparse]
-    if not sparse:
+    if _STRIDED.issuperset(map(_LAYOUT, grads)):  # one C-level map: the usual case
         return [(params, grads, states, False)]
+    sparse = [i for i, g in enumerate(grads) if g.is_sparse]
     out = []
     for flag in (False, True):
         idx = sparse if flag else [i for i, g in enumerate(grads) if not g.is_sparse]

@@ -234,6 +234,12 @@ class Backend:
         """Raise ``ValueError``/``TypeError`` naming the first parameter this backend cannot update
         (its device or dtype), before anything is modified. Called by the optimizer at
         construction, in ``add_param_group`` and at every ``step`` for the tensors it routes here.
+
+        Note [partition check]: the check is one of device and dtype (and tensor type). At every
+        ``step`` the optimizer routes a *partition*: tensors of one device and one dtype; when
+        they are all plain ``Tensor``/``nn.Parameter`` it passes the first one only (the others
+        have the same answer; one call instead of a loop over every parameter at every step).
+        A backend must not rely on this method to check anything else per tensor.
         """
 
     # ---------------------------------------------------------------- updates (spec §2)
