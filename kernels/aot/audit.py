@@ -128,21 +128,15 @@ def _bool_grid(**names):
         yield dict(zip(keys, vals, strict=True))
 
 
-def _flag_sets(
-    names: tuple[str, ...], full: bool, ci: list[tuple[bool, ...]], found_inf: bool = True
-):
+def _flag_sets(names: tuple[str, ...], full: bool, ci: list[tuple[bool, ...]]):
     """Every combination of ``names`` (full) or the listed ones (CI); MAXIMIZE, HAS_GRAD_SCALE
-    and (for the dense update kernels, ``found_inf``) HAS_FOUND_INF are appended, True in CI and
-    both values in full (Note [compile audit]: each adds loads of scalars or per-element
+    and HAS_FOUND_INF (every update kernel, the row-gather ones included) are appended, True in
+    CI and both values in full (Note [compile audit]: each adds loads of scalars or per-element
     arithmetic, no operand)."""
     ext = (False, True) if full else (True,)
     base = itertools.product((False, True), repeat=len(names)) if full else ci
-    fis = ext if found_inf else (None,)
-    for vals, mx, gs, fi in itertools.product(list(base), ext, ext, fis):
-        flags = dict(zip(names, vals, strict=True), MAXIMIZE=mx, HAS_GRAD_SCALE=gs)
-        if fi is not None:
-            flags["HAS_FOUND_INF"] = fi
-        yield flags
+    for vals, mx, gs, fi in itertools.product(list(base), ext, ext, ext):
+        yield dict(zip(names, vals, strict=True), MAXIMIZE=mx, HAS_GRAD_SCALE=gs, HAS_FOUND_INF=fi)
 
 
 def variants(full: bool, only: str | None) -> list[Variant]:
@@ -200,12 +194,12 @@ def variants(full: bool, only: str | None) -> list[Variant]:
         add("adagrad_kernel", f, (3, 2))
         add("adadelta_kernel", f, (4, 3))
     add("scale_kernel", {}, (1, 1))
-    # the row-gather kernels (spec §5): gathered addresses, scalar access, no found_inf
-    for f in _flag_sets(("HAS_MOMENTUM", "NESTEROV"), full, [(True, True)], found_inf=False):
+    # the row-gather kernels (spec §5): gathered addresses, scalar access
+    for f in _flag_sets(("HAS_MOMENTUM", "NESTEROV"), full, [(True, True)]):
         if f["NESTEROV"] and not f["HAS_MOMENTUM"]:
             continue
         add("sgd_sparse_kernel", f, (2 + f["HAS_MOMENTUM"], 1 + f["HAS_MOMENTUM"]), sparse=True)
-    for f in _flag_sets(("AMSGRAD", "DECOUPLED"), full, [(True, True)], found_inf=False):
+    for f in _flag_sets(("AMSGRAD", "DECOUPLED"), full, [(True, True)]):
         add("adam_sparse_kernel", f, (4 + f["AMSGRAD"], 3 + f["AMSGRAD"]), sparse=True)
     norms = range(6) if full else (0, 5)  # CI: L2 and the general p-norm (the longest code)
     for norm in norms:

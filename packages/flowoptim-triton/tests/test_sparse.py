@@ -145,8 +145,8 @@ def _sparse_amp_runs(cls, kw):
     ids=["sgd-momentum", "adamw"],
 )
 def test_grad_scaler_with_sparse_gradients_skips_the_rows_on_inf(cls, kw):
-    # the sparse kernels take no found_inf: the rows present are saved and put back on the
-    # device where GradScaler found an inf (_sparse_unless_inf in flowoptim.optimizer)
+    # the row-gather kernels take GradScaler's found_inf and store nothing when it is set
+    # (Note [AMP] in flowoptim.optimizer): the same numbers as GradScaler's ordinary path
     runs = _sparse_amp_runs(cls, kw)
     assert runs[0][2]._step_supports_amp_scaling and not runs[1][2]._step_supports_amp_scaling
     for i in range(4):
@@ -186,3 +186,43 @@ def test_capturable_sparse_step_matches_the_plain_step(cls):
         outs.append(emb.weight.detach().clone())
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-6, atol=1e-7)
     assert torch.equal(outs[1][[0, 5, 6, 7, 8, 9]], outs[0][[0, 5, 6, 7, 8, 9]])
+
+
+@pytest.mark.parametrize("addressable", [True, False], ids=["row-gather", "gather-scatter"])
+@pytest.mark.parametrize("name", ["sgd_sparse", "adam_sparse"])
+def test_sparse_functionals_store_nothing_when_found_inf_is_set(name, addressable):
+    # Note [AMP]: found_inf != 0 leaves params and every state row exactly as they were;
+    # found_inf == 0 gives the bits of a call without found_inf. A transposed state tensor
+    # takes the gather / dense kernel / scatter fallback (Note [sparse functionals]).
+    be = TritonBackend()
+    rows = torch.tensor([1, 4, 7], device=DEVICE)
+    vals = rand((3, 6), torch.float32, 1)
+    vals[0, 0] = float("inf")
+
+    def run(found_inf):
+        p = rand((9, 6), torch.float32, 2)
+        st = [rand((9, 6), torch.float32, 3 + k).abs() for k in range(2)]
+        if not addressable:
+            st[0] = st[0].t().contiguous().t()
+        kw = dict(found_inf=found_inf) if found_inf is not None else {}
+        if name == "sgd_sparse":
+            be.sgd_sparse([p], [rows], [vals], [st[0]], lr=0.1, momentum=0.9, dampening=0.0,
+                          weight_decay=0.1, nesterov=True, maximize=False, grad_scale=None,
+                          **kw)  # fmt: skip
+        else:
+            be.adam_sparse([p], [rows], [vals], [st[0]], [st[1]], None, step=3, lr=0.01,
+                           beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                           decoupled_weight_decay=True, amsgrad=False, do_bias_correction=True,
+                           maximize=False, grad_scale=None, **kw)  # fmt: skip
+        return [p, *st]
+
+    before = run(torch.ones((), device=DEVICE))
+    untouched = [rand((9, 6), torch.float32, 2)] + [
+        rand((9, 6), torch.float32, 3 + k).abs() for k in range(2)
+    ]
+    for got, want in zip(before, untouched):
+        assert torch.equal(got, want)
+    plain, zero = run(None), run(torch.zeros((), device=DEVICE))
+    assert not torch.equal(plain[0], untouched[0])  # the update ran
+    for a, b in zip(plain, zero):  # bits: the inf value makes NaNs in its row
+        assert torch.equal(a.view(torch.int32), b.view(torch.int32))

@@ -83,8 +83,8 @@ clone and a ``where`` per tensor), the step counters advance by
 for that step), and the host count in the groups, which cannot know, is reconciled from the
 device counter (one host read) when it is next needed: ``global_step``, ``state_dict()``, or a
 later step without GradScaler. DTensor parameters keep GradScaler's ordinary path. Lazy sparse
-updates (spec §5) take no ``found_inf``: the rows they name are saved, updated and put back
-where an inf was found (``_sparse_unless_inf``: gathers and a ``where`` over those rows only).
+updates (spec §5) take ``found_inf`` too (Note [sparse functionals]): the Triton row-gather
+kernels store nothing, with no gather or copy of the rows.
 
 Note [DTensor parameters]
 -------------------------
@@ -1577,35 +1577,9 @@ class _WithFoundInf:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._backend, name)
-        if name in _ops.ALGORITHMS:
+        if name in _ops.ALGORITHMS or name in _ops.SPARSE_ALGORITHMS:
             return functools.partial(attr, found_inf=self._found_inf)
-        if name in _ops.SPARSE_ALGORITHMS:
-            return functools.partial(_sparse_unless_inf, attr, self._found_inf)
         return attr
-
-
-def _sparse_unless_inf(
-    fn: Callable[..., None],
-    found_inf: Tensor,
-    params: list[Tensor],
-    indices: list[Tensor],
-    values: list[Tensor],
-    *states: list[Tensor] | None,
-    **kwargs: Any,
-) -> None:
-    """A lazy sparse update (spec §5) that leaves params and state as they were when
-    ``found_inf`` is nonzero (Note [AMP]): the named rows are saved, updated, and put back where
-    an inf was found, on the device with no host read. Proportional to the rows present, as the
-    update itself (the sparse kernels take no ``found_inf``)."""
-    lists = [params, *(s for s in states if s is not None)]
-    saved = [[t.index_select(0, ix) for t, ix in zip(lst, indices)] for lst in lists]
-    fn(params, indices, values, *states, **kwargs)
-    if not params:
-        return
-    skip = found_inf.to(device=params[0].device, non_blocking=True).ne(0)
-    for lst, olds in zip(lists, saved):
-        for t, ix, old in zip(lst, indices, olds):
-            t.index_copy_(0, ix, torch.where(skip, old, t.index_select(0, ix)))
 
 
 def _check_switches(

@@ -702,6 +702,7 @@ class TritonBackend(Backend):
         nesterov,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf): nonzero, nothing is stored
     ):
         """Lazy SGD: one row-gather launch (Note [row-gather addressing] in
         :mod:`flowoptim_triton.sparse_kernels`); odd layouts gather and scatter instead."""
@@ -712,7 +713,7 @@ class TritonBackend(Backend):
             return super().sgd_sparse(
                 params, indices, values, momentum_buffers, lr=lr, momentum=momentum,
                 dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-                maximize=maximize, grad_scale=grad_scale,
+                maximize=maximize, grad_scale=grad_scale, found_inf=found_inf,
             )  # fmt: skip
         keep = [i for i, v in enumerate(values) if v.numel() > 0]
         if not keep:
@@ -732,6 +733,7 @@ class TritonBackend(Backend):
         )
         scal = self._scal(sc, self._k().SGD_SCALARS, ps[0])
         gs, has_gs = self._scale_arg(grad_scale, ps[0].device)
+        fi, has_fi = self._scale_arg(found_inf, ps[0].device)  # Note [AMP]
         pl = SL.build_sparse_plan(
             ps, operands, [indices[i] for i in keep], operands[1], self.engine.chunk
         )
@@ -751,6 +753,7 @@ class TritonBackend(Backend):
                 pl.chunk_start,
                 pl.sizes,
                 gs if has_gs else pl.sizes,
+                fi if has_fi else pl.sizes,
                 scal,
                 pl.chunk,
             ),
@@ -759,6 +762,7 @@ class TritonBackend(Backend):
                 NESTEROV=bool(nesterov) and has_m,
                 MAXIMIZE=bool(maximize),
                 HAS_GRAD_SCALE=has_gs,
+                HAS_FOUND_INF=has_fi,
                 DT=L.tl_dtype(ps[0].dtype),
                 CT=L.compute_dtype(ps[0].dtype),
             ),
@@ -784,6 +788,7 @@ class TritonBackend(Backend):
         do_bias_correction,
         maximize,
         grad_scale,
+        found_inf=None,  # Note [AMP] (amp_found_inf): nonzero, nothing is stored
     ):
         """Lazy Adam/AdamW: one row-gather launch (Note [row-gather addressing] in
         :mod:`flowoptim_triton.sparse_kernels`); odd layouts gather and scatter instead."""
@@ -797,6 +802,7 @@ class TritonBackend(Backend):
                 lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
                 decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad,
                 do_bias_correction=do_bias_correction, maximize=maximize, grad_scale=grad_scale,
+                found_inf=found_inf,
             )  # fmt: skip
         keep = [i for i, v in enumerate(values) if v.numel() > 0]
         if not keep:
@@ -812,6 +818,7 @@ class TritonBackend(Backend):
         )
         scal = self._scal(s, self._k().ADAM_SCALARS, ps[0])
         gs, has_gs = self._scale_arg(grad_scale, ps[0].device)
+        fi, has_fi = self._scale_arg(found_inf, ps[0].device)  # Note [AMP]
         pl = SL.build_sparse_plan(
             ps, operands, [indices[i] for i in keep], operands[1], self.engine.chunk
         )
@@ -833,6 +840,7 @@ class TritonBackend(Backend):
                 pl.chunk_start,
                 pl.sizes,
                 gs if has_gs else pl.sizes,
+                fi if has_fi else pl.sizes,
                 scal,
                 pl.chunk,
             ),
@@ -841,6 +849,7 @@ class TritonBackend(Backend):
                 DECOUPLED=bool(decoupled_weight_decay),
                 MAXIMIZE=bool(maximize),
                 HAS_GRAD_SCALE=has_gs,
+                HAS_FOUND_INF=has_fi,
                 DT=L.tl_dtype(ps[0].dtype),
                 CT=L.compute_dtype(ps[0].dtype),
             ),

@@ -32,7 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .kernels import _adam_scalars, _adam_tile, _base, _grad_scale, _locate, _sgd_tile
+from .kernels import _adam_scalars, _adam_tile, _base, _grad_scale, _locate, _sgd_tile, _unless_inf
 
 __all__ = ["adam_sparse_kernel", "sgd_sparse_kernel"]
 
@@ -65,18 +65,22 @@ def sgd_sparse_kernel(
     chunk_start,  # int64[n_chunks]: first value element of each chunk
     sizes,  # int64[n_tensors]: nnz * D of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[SGD_SCALARS]: lr, momentum, 1 - dampening, wd (Note [kernel scalars])
     CHUNK,  # int: value elements per chunk
     HAS_MOMENTUM: tl.constexpr,  # structural: momentum buffer exists (an extra operand)
     NESTEROV: tl.constexpr,  # structural: nesterov direction
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype (pointer types)
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (a register-shape parameter)
 ):
     # row-gather addresses are data: the scalar access path (ALIGN False, Note [vectorized access])
-    _pid, t, start, _vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
+    # Note [AMP]: found_inf != 0 empties the range, so nothing is stored (as the dense kernels)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, False)
     p_base = _base(p_tab, t, DT, False)
     g_base = _base(g_tab, t, DT, False)
     buf_base = _base(buf_tab, t, DT, False) if HAS_MOMENTUM else p_base
@@ -112,18 +116,22 @@ def adam_sparse_kernel(
     chunk_start,  # int64[n_chunks]: first value element of each chunk
     sizes,  # int64[n_tensors]: nnz * D of each tensor
     grad_scale,  # pointer to the 0-d CT clip coefficient (unused unless HAS_GRAD_SCALE)
+    found_inf,  # pointer to GradScaler's 0-d float32 found_inf (unused unless HAS_FOUND_INF)
     scal,  # CT[ADAM_SCALARS] (Note [kernel scalars])
     CHUNK,  # int: value elements per chunk
     AMSGRAD: tl.constexpr,  # structural: max_exp_avg_sq operand
     DECOUPLED: tl.constexpr,  # structural: AdamW (decay outside the gradient)
     MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
     HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    HAS_FOUND_INF: tl.constexpr,  # structural: AMP's found_inf given (Note [AMP])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (a register-shape parameter)
 ):
     # row-gather addresses are data: the scalar access path (ALIGN False, Note [vectorized access])
-    _pid, t, start, _vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
+    _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
+    # Note [AMP]: found_inf != 0 empties the range, so nothing is stored (as the dense kernels)
+    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, False)
     p_base = _base(p_tab, t, DT, False)
     g_base = _base(g_tab, t, DT, False)
     m_base = _base(m_tab, t, DT, False)

@@ -108,7 +108,10 @@ proportional to ``nnz``).
 :class:`Backend` provides both by gathering the named rows (``index_select``), running the dense
 functional on the gathered rows and scattering them back (``index_copy_``): any backend that
 implements the dense functionals therefore supports sparse gradients, and a backend may override
-them with something faster (the triton backend's row-gather kernel).
+them with something faster (the triton backend's row-gather kernel). A backend with
+``amp_found_inf`` also gets ``found_inf`` in both (Note [AMP] in ``flowoptim.optimizer``):
+nonzero, nothing is stored; the default passes it to the dense functional, whose stores into the
+gathered rows it suppresses, so the scatter writes the rows back unchanged.
 """
 
 from __future__ import annotations
@@ -222,8 +225,9 @@ class Backend:
     #: [AMP] in ``flowoptim.optimizer``): the functionals take a tensor ``step`` and ``lr``
     #: (Note [device scalars]) with the host values' bits
     amp_scaling: bool = False
-    #: whether every functional takes ``found_inf`` (a 0-d device tensor, Note [AMP]): nonzero,
-    #: it must change nothing (no param or state store); otherwise the optimizer restores them
+    #: whether every functional, the sparse ones included, takes ``found_inf`` (a 0-d device
+    #: tensor, Note [AMP]): nonzero, it must change nothing (no param or state store);
+    #: otherwise the optimizer restores them
     amp_found_inf: bool = False
 
     def is_available(self) -> bool:
@@ -377,6 +381,7 @@ class Backend:
         nesterov: bool,
         maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,  # scales the values (Note [grad_scale])
+        found_inf: Tensor | None = None,  # only with amp_found_inf (Note [sparse functionals])
     ) -> None:
         """Lazy SGD: :meth:`sgd` on the rows ``indices`` only (Note [sparse functionals])."""
         states = None if momentum_buffers is None else [momentum_buffers]
@@ -396,6 +401,7 @@ class Backend:
                 grad_scale=grad_scale,
             ),
             layout=(momentum_buffers is not None,),
+            found_inf=found_inf,
         )
 
     def adam_sparse(
@@ -420,6 +426,7 @@ class Backend:
         do_bias_correction: bool,
         maximize: bool,  # Note [maximize]
         grad_scale: Tensor | None,  # scales the values (Note [grad_scale])
+        found_inf: Tensor | None = None,  # only with amp_found_inf (Note [sparse functionals])
     ) -> None:
         """Lazy Adam/AdamW: :meth:`adam` on the rows ``indices`` only (Note [sparse
         functionals]); the other rows keep param, ``exp_avg``, ``exp_avg_sq`` (and
@@ -447,6 +454,7 @@ class Backend:
                 grad_scale=grad_scale,
             ),
             layout=(True, True, max_exp_avg_sqs is not None),
+            found_inf=found_inf,
         )
 
     @staticmethod
@@ -458,9 +466,12 @@ class Backend:
         states: list[list[Tensor]] | None,
         kwargs: dict,
         layout: tuple[bool, ...],
+        found_inf: Tensor | None = None,
     ) -> None:
         """Gather the named rows of params and states, run the dense functional ``dense`` on
         them with ``values`` as the gradients, scatter them back (Note [sparse functionals]).
+        ``found_inf`` goes to ``dense`` when given: it then stores nothing into the gathered
+        rows, and the scatter puts back the rows as they were.
 
         ``layout``: for each state slot of ``dense`` after the gradients, whether a list is
         passed there (False: None, e.g. SGD without momentum); ``states`` holds the present
@@ -475,6 +486,8 @@ class Backend:
         ]
         it = iter(s_rows)
         state_args = [next(it) if present else None for present in layout]
+        if found_inf is not None:
+            kwargs = dict(kwargs, found_inf=found_inf)
         dense(p_rows, [values[i] for i in keep], *state_args, **kwargs)
         for i, ix, rows in zip(keep, idx, p_rows):
             params[i].index_copy_(0, ix, rows)
