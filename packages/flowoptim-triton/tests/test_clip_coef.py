@@ -21,7 +21,6 @@ from triton_helpers import DEVICE, INTERPRET, randn
 import flowoptim as fo
 from flowoptim.backends.base import CLIP_EPS, Backend, compute_dtype
 from flowoptim_triton import kernels as K
-from flowoptim_triton.autotune_configs import RBLOCK
 from flowoptim_triton.backend import TritonBackend
 
 NORMS = [2.0, 1.0, math.inf, -math.inf, 0.0, 3.5, 0.5]
@@ -31,7 +30,8 @@ MAX_NORMS = [1.0, 0.0, 1e40]
 
 
 def _grads(case: str, dtype: torch.dtype) -> list[torch.Tensor]:
-    sizes = [3001] if case == "single" else [1, 7, 2049, 5000, 3, 4097]
+    # 5 programs at the interpreter's 2048-element chunk (one tensor of 2 chunks)
+    sizes = [3001] if case == "single" else [1, 7, 2049, 3, 700]
     gs = [randn(n, dtype, seed=i, scale=0.3) for i, n in enumerate(sizes)]
     if case == "nan":
         gs[-1][1] = float("nan")
@@ -54,9 +54,16 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.dtype == b.dtype and bool(torch.equal(a, b) or (a.isnan() & b.isnan()).all())
 
 
-@pytest.mark.parametrize("case", ["plain", "nan", "inf", "zero", "single"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("norm_type", NORMS)
+#: every norm type and dtype on ordinary grads; the special grads in float32 and float64 (the
+#: two compute dtypes), zero grads and one tensor in float32 (interpreter time: a second a case)
+CASES = (
+    [(n, d, "plain") for n in NORMS for d in DTYPES]
+    + [(n, d, c) for c in ("nan", "inf") for n in NORMS for d in (torch.float32, torch.float64)]
+    + [(n, torch.float32, c) for c in ("zero", "single") for n in NORMS]
+)
+
+
+@pytest.mark.parametrize(("norm_type", "dtype", "case"), CASES)
 def test_total_and_coef_bits(norm_type, dtype, case):
     grads = _grads(case, dtype)
     be = TritonBackend()
@@ -81,18 +88,24 @@ def test_total_and_coef_bits(norm_type, dtype, case):
         assert total.item() == 0.0 and coefs[1.0] == 1.0
 
 
-@pytest.mark.parametrize("norm_type", [2.0, 0.0, -math.inf, math.inf])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_finish_over_many_programs(norm_type, dtype):
-    """1300 programs (chunk 16), more than one RBLOCK tile of partials: the finishing program
+@pytest.mark.parametrize(
+    ("norm_type", "dtype"),
+    [(2.0, torch.float32), (0.0, torch.float64), (math.inf, torch.float32),
+     (-math.inf, torch.float64)],
+)  # fmt: skip
+def test_finish_over_many_programs(monkeypatch, norm_type, dtype):
+    """More programs than one finishing tile holds (``RBLOCK`` lowered to 16 so that the
+    interpreter runs 24 programs, not the 1025 the shipped tile needs): the finishing program
     reads every partial of this launch (poisoned with NaN beforehand), and gives what a separate
     single-program reduce of the stored partials gives."""
-    grads = [randn(n, dtype, seed=i) for i, n in enumerate([20000, 5, 16, 17, 777])]
+    rblock = 16
+    monkeypatch.setattr("flowoptim_triton.backend.RBLOCK", rblock)
+    grads = [randn(n, dtype, seed=i) for i, n in enumerate([1000, 5, 16, 17, 300])]
     grads[2].zero_()
-    be = TritonBackend(chunk=16)
+    be = TritonBackend(chunk=64)
     first = be.grad_norm(grads, norm_type)
     plan = next(iter(be.engine._plans.values()))
-    assert plan.n_chunks > RBLOCK
+    assert plan.n_chunks > rblock
     part = plan.buffers["norm_part"]
     part.fill_(float("nan"))
     total, coef = be.clip_coef(grads, norm_type, 0.5)
@@ -103,7 +116,7 @@ def test_finish_over_many_programs(norm_type, dtype):
     _reduce_once[(1,)](
         part, plan.n_chunks, plan.tensor_chunk0, plan.tensor_nchunks, plan.n_tensors, again,
         1.0, NORM=_kind(norm_type), CT=tl.float64 if dtype == torch.float64 else tl.float32,
-        RBLOCK=RBLOCK,
+        RBLOCK=rblock,
     )  # fmt: skip
     assert torch.equal(again, total)
     assert _same_bits(coef, _torch_coef(total, 0.5))
@@ -159,7 +172,7 @@ class _TorchCoef(TritonBackend):
 
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("norm_type", [2.0, math.inf, 0.0, 3.5])
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
 def test_optimizer_clip_matches_torch_coefficient(norm_type, dtype, fused):
     """Optimizer.clip_grad through the finishing launch gives the totals, gradients and (after
     Adam steps) parameters of the torch-expression coefficient, bit for bit."""
@@ -169,7 +182,7 @@ def test_optimizer_clip_matches_torch_coefficient(norm_type, dtype, fused):
         group = {"params": ps, "clip_grad_max_norm": 0.1, "clip_grad_norm_type": norm_type}
         opt = fo.Adam([group], lr=0.01, backend=backend)
         totals = []
-        for step in range(3):
+        for step in range(2):
             for i, p in enumerate(ps):
                 p.grad = randn(p.numel(), dtype, seed=100 * step + i)
             totals.append(opt.clip_grad(fused=fused)[0])
