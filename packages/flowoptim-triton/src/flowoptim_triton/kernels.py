@@ -160,9 +160,10 @@ final launch ran with 4 warps, the float64 reduction config has 8: float64 total
 the last bits from before, natively; float32 has 4 warps either way.)
 
 What the interpreter tests: it runs the programs one after another, so the last program draws
-the last ticket; the tests check the logic (totals and coefficients bit-identical to the
-two-step reference with many programs, the counter back at 0, repeated calls), never the
-ordering. The ordering argument above is unverified on a GPU.
+the last ticket; the tests check the logic (with more programs than one ``RBLOCK`` tile: the
+total bit-identical to a separate single-program reduce of the stored partials, the coefficient
+to the torch expression; the counter back at 0; repeated calls), never the ordering. The
+ordering argument above is unverified on a GPU.
 """
 
 from __future__ import annotations
