@@ -14,17 +14,19 @@ dtype (fp32, fp16, bf16, fp64) the audit compiles:
 * the elementwise kernels (SGD, Adam/AdamW, LAMB pass 2, RMSprop, Adagrad, Adadelta, scale_)
   with every candidate the tuner has for that dtype (``autotune_configs.elementwise_configs``),
   ``ALIGN`` True and False;
-* the reductions (LAMB pass 1, the grad-norm partials) with their fixed
+* the reductions (LAMB pass 1, the grad norm with its last-program finish) with their fixed
   ``autotune_configs.reduction_config``, ``ALIGN`` True and False; the single-program kernels
-  (norm final, LAMB norms and trust) with ``RBLOCK``.
+  (LAMB norms and trust) with ``RBLOCK``.
 
 What CI runs (the default) keeps to a few minutes on 2 cores by taking, per kernel, the flag set
 with the most operands (SGD with momentum and nesterov, Adam and LAMB with amsgrad, RMSprop
 centered with momentum), ``MAXIMIZE`` and ``HAS_GRAD_SCALE`` True (each adds per-element
 arithmetic and no operand, so this variant carries the others' instructions and more), and the
-L2 and general-p norms. ``--full`` compiles every flag combination (about 9x as many variants;
-run it when a kernel changes). On 2026-11-30: 1298 compiles per arch, 0 failures for sm_80 and
-sm_90 under triton 3.9 and under 3.6 (160-495 s per arch and version on 2 shared cores).
+L2 and general-p norms with ``COEF`` True (the finish that also forms the clip coefficient:
+``grad_norm``'s code and more). ``--full`` compiles every flag combination (about 9x as many
+variants; run it when a kernel changes). On 2026-11-30, before the grad norm's last-program
+finish: 1298 compiles per arch, 0 failures for sm_80 and sm_90 under triton 3.9 and under 3.6
+(160-495 s per arch and version on 2 shared cores).
 
 Note [occupancy rule]
 ---------------------
@@ -202,12 +204,13 @@ def variants(full: bool, only: str | None) -> list[Variant]:
     for f in _flag_sets(("AMSGRAD", "DECOUPLED"), full, [(True, True)]):
         add("adam_sparse_kernel", f, (4 + f["AMSGRAD"], 3 + f["AMSGRAD"]), sparse=True)
     norms = range(6) if full else (0, 5)  # CI: L2 and the general p-norm (the longest code)
-    for norm in norms:
-        add("norm_partial_kernel", dict(NORM=norm), (1, 0), reduction=True)
+    # the grad norm finishes in its last program (Note [last-program finish]); CI: COEF True
+    # (clip_coef: the finish also forms the coefficient, a superset of grad_norm's code)
+    for norm, coef in itertools.product(norms, (False, True) if full else (True,)):
+        flags = dict(NORM=norm, COEF=coef, RBLOCK=cfgs.RBLOCK)
+        add("norm_partial_kernel", flags, (1, 0), reduction=True)
     rb = ("RBLOCK", cfgs.RBLOCK)
     for ct in ("fp32", "fp64"):
-        for norm in norms:
-            out.append(Variant("norm_final_kernel", (("NORM", norm),), ct, None, rb, 4))
         for wt in (False, True) if full else (True,):
             out.append(Variant("lamb_norms_kernel", (("WRITE_TRUST", wt),), ct, None, rb, 4))
         out.append(Variant("lamb_trust_kernel", (), ct, None, rb, 4))
@@ -262,12 +265,14 @@ def compile_one(v: Variant, arch: int) -> Result:
             sig[a] = "i32"
         elif a == "norm_p":
             sig[a] = "fp32"
+        elif a == "counter":  # the grad norm's int32 ticket (Note [last-program finish])
+            sig[a], attrs[(i,)] = "*i32", [["tt.divisibility", 16]]
         elif a.endswith("_tab") or a in _I64 or (a == "grad_scale" and not cons["HAS_GRAD_SCALE"]):
             sig[a], attrs[(i,)] = "*i64", [["tt.divisibility", 16]]
         elif a == "found_inf":  # GradScaler's float32 flag (Note [AMP]); unused when off
             sig[a] = "*fp32" if cons["HAS_FOUND_INF"] else "*i64"
             attrs[(i,)] = [["tt.divisibility", 16]]
-        else:  # CT buffers: scal, grad_scale, partials, sums, lr_trust, out, coef
+        else:  # CT buffers: scal, grad_scale, partials, sums, lr_trust, total, coef, clip
             sig[a], attrs[(i,)] = f"*{v.ct}", [["tt.divisibility", 16]]
     options = dict(num_warps=v.num_warps, enable_fp_fusion=False)
     if v.maxnreg is not None:

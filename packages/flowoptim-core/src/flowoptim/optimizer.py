@@ -122,12 +122,10 @@ from . import _ops
 from . import backends as _backends
 from . import distributed as _dist
 from ._validation import validate_options
-from .backends.base import Backend, compute_dtype
+from .backends.base import CLIP_EPS, Backend, compute_dtype
 
 __all__ = ["Optimizer"]
 
-#: the epsilon of the clip coefficient, ``max_norm / (total + 1e-6)`` (spec §3)
-CLIP_EPS = 1e-6
 
 # OneFlow 0.9.0 state names that differ from torch's (spec §4: OneFlow's layout is accepted)
 _ONEFLOW_STATE_ALIASES = {"momentum_buf": "momentum_buffer"}
@@ -1096,21 +1094,28 @@ class Optimizer(torch.optim.Optimizer):
                 pairs = [(p, g) for p, g in pairs if g.numel() > 0]
                 layout = self._dtensor_layout(gi, group, pairs, reducible=True)
                 if layout is not None:
-                    results.append(self._clip_total_dtensor(gi, group, pairs, norm_type, layout))
+                    dt = self._clip_total_dtensor(gi, group, pairs, norm_type, layout)
+                    results.append((*dt, None))
                     continue
                 grads = [g for _, g in pairs]
                 parts = []
-                partials = []
                 for (device, _), idx in self._partition(grads).items():
                     backend = self._backend_for(device)
-                    part = [grads[i] for i in idx]
                     backend.check_tensors([pairs[i][0] for i in idx])
-                    parts.append((backend, part))
-                    partials.append(backend.grad_norm(part, norm_type))
-                total = _combine_norms(partials, norm_type)
-                results.append((gi, group, total, parts))
+                    parts.append((backend, [grads[i] for i in idx]))
+                coef = None
+                if len(parts) == 1:
+                    # one partition, the usual case: its backend forms the total and the
+                    # coefficient (Note [clip coefficient]; the triton backend in its norm launch)
+                    backend, part = parts[0]
+                    max_norm = float(group["clip_grad_max_norm"])
+                    total, coef = backend.clip_coef(part, norm_type, max_norm)
+                else:
+                    partials = [backend.grad_norm(part, norm_type) for backend, part in parts]
+                    total = _combine_norms(partials, norm_type)
+                results.append((gi, group, total, parts, coef))
             if error_if_nonfinite:
-                for gi, group, total, _ in results:
+                for gi, group, total, _, _ in results:
                     if not bool(torch.isfinite(total)):
                         raise RuntimeError(
                             f"The total norm of order {group.get('clip_grad_norm_type', 2.0)} "
@@ -1118,11 +1123,12 @@ class Optimizer(torch.optim.Optimizer):
                             f"is non-finite ({float(total)}), so it cannot be clipped. To "
                             "disable this error, call clip_grad(error_if_nonfinite=False)"
                         )
-            for gi, group, total, parts in results:
+            for gi, group, total, parts, coef in results:
                 if not parts:
                     continue
-                max_norm = float(group["clip_grad_max_norm"])
-                coef = torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)
+                if coef is None:  # several partitions: Note [clip coefficient]'s expression
+                    max_norm = float(group["clip_grad_max_norm"])
+                    coef = torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)
                 if fused:
                     self._pending_clip[gi] = coef
                 else:
@@ -1134,7 +1140,7 @@ class Optimizer(torch.optim.Optimizer):
                         dtype = compute_dtype(part[0].dtype)
                         backend.scale_(part, coef.to(device=part[0].device, dtype=dtype))
         self._clip_called = True
-        return [total for _, _, total, _ in results]
+        return [total for _, _, total, _, _ in results]
 
     def _clip_grad_compiled(self, error_if_nonfinite: bool, fused: bool) -> list[Tensor]:
         """``clip_grad`` under dynamo (Note [step under torch.compile]): the checks and

@@ -37,18 +37,23 @@ pass 1, 4 * 2 read + 3 * 2 written in pass 2, 22 bytes per fp16/bf16 parameter.
 
 Note [fused clip]
 -----------------
-``Optimizer.clip_grad()`` computes the total norm with :meth:`TritonBackend.grad_norm` (one
-multi-tensor partial-norm launch plus one single-program final reduce, both deterministic) and
-the coefficient on the device. By default it then calls :meth:`TritonBackend.scale_` (one
-multi-tensor launch; the coefficient is read through a device pointer: no host sync), and
-clip + Adam moves 4 + 8 + 28 = 40 bytes per fp32 parameter. With ``clip_grad(fused=True)`` the
-optimizer passes the coefficient as ``grad_scale`` instead and every update kernel multiplies
-``g`` by it as it loads it (in the compute dtype, rounded to the grad dtype, before maximize and
-weight decay), leaving the grads unscaled: 4 + 28 = 32 bytes per parameter. ``grad_scale`` arrives
-in the compute dtype (float64 for float64 partitions, Note [grad_scale]). The product is the one
-:meth:`TritonBackend.scale_` stores, and with fp fusion off (Note [native arithmetic]) it is
-rounded before any add natively too, so both modes give the same bits (tested for 0-d params,
-non-contiguous grads, fp32/fp16/bf16/fp64 and every algorithm).
+For a group whose gradients form one partition, ``Optimizer.clip_grad()`` calls
+:meth:`TritonBackend.clip_coef`: one deterministic multi-tensor norm launch whose last program
+reduces the chunk partials and writes the total and the coefficient (Note [last-program finish]
+in :mod:`flowoptim_triton.kernels`, with the bits of Note [clip coefficient] in
+``flowoptim.backends.base``); no torch op but the total's allocation, no host sync. (Several
+partitions: one :meth:`TritonBackend.grad_norm` launch each, combined with torch ops.) By
+default it then calls :meth:`TritonBackend.scale_` (one multi-tensor launch; the coefficient is
+read through a device pointer): 2 launches per clip, and clip + Adam moves 4 + 8 + 28 = 40 bytes
+per fp32 parameter. With ``clip_grad(fused=True)`` the optimizer passes the coefficient as
+``grad_scale`` instead and every update kernel multiplies ``g`` by it as it loads it (in the
+compute dtype, rounded to the grad dtype, before maximize and weight decay), leaving the grads
+unscaled: 1 launch per clip, 4 + 28 = 32 bytes per parameter. (``kernels/bench/host_step.py
+--ops`` counts 2 and 1 launches and one torch op, ``empty``, per clip for 150 and 600 tensors.)
+``grad_scale`` arrives in the compute dtype (float64 for float64 partitions, Note
+[grad_scale]). The product is the one :meth:`TritonBackend.scale_` stores, and with fp fusion off
+(Note [native arithmetic]) it is rounded before any add natively too, so both modes give the same
+bits (tested for 0-d params, non-contiguous grads, fp32/fp16/bf16/fp64 and every algorithm).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import torch
 from torch import Tensor
 
 from flowoptim.backends.base import (
+    CLIP_EPS,
     Backend,
     adagrad_lr,
     bias_corrections,
@@ -73,6 +79,7 @@ from flowoptim.backends.base import (
 )
 
 from . import launch as L
+from .autotune_configs import RBLOCK
 
 __all__ = ["TritonBackend"]
 
@@ -443,8 +450,6 @@ class TritonBackend(Backend):
             state_w = [False, False] + [write1] * (n_ops - 2)
             eng.run("lamb1", k.lamb_pass1_kernel, ops, state_w, args1, const, tunable=False,
                     plan=plan)  # fmt: skip
-            from .autotune_configs import RBLOCK
-
             sums = torch.empty((2, plan.n_tensors), dtype=ct, device=plan.device)
             lr_trust = plan.buffer("lr_trust", plan.n_tensors, ct)
             eng.launch(
@@ -614,10 +619,34 @@ class TritonBackend(Backend):
 
     # ------------------------------------------------------------------ clip_grad (spec §3)
     def grad_norm(self, grads: list[Tensor], norm_type: float) -> Tensor:
+        """One launch: the chunk partials, reduced by the launch's last program (Note
+        [last-program finish] in :mod:`flowoptim_triton.kernels`)."""
+        return self._norm(grads, norm_type, None)[0]
+
+    def clip_coef(
+        self, grads: list[Tensor], norm_type: float, max_norm: float
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`grad_norm`'s launch, whose last program also forms the coefficient (Note
+        [fused clip]): no other launch, no torch op but the total's allocation. The coefficient
+        lives in a buffer of the partition's plan, rewritten by the next call on that plan."""
+        total, coef = self._norm(grads, norm_type, max_norm)
+        if coef is None:  # no element at all: Backend's torch expression on a zero total
+            return total, torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)
+        return total, coef
+
+    def _norm(
+        self, grads: list[Tensor], norm_type: float, max_norm: float | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """``(total, coef)`` from one ``norm_partial_kernel`` launch; ``coef`` is None unless
+        ``max_norm`` is given (the ``COEF`` constexpr) and the grads hold an element."""
         k = self._k()
-        grads = [g for g in grads if g.numel() > 0] or list(grads)
-        if not grads:
-            return torch.zeros((), dtype=torch.float32)
+        nonempty = [g for g in grads if g.numel() > 0]
+        if not nonempty:  # no element, so no program to finish: total 0, as for no grads
+            if not grads:
+                return torch.zeros((), dtype=torch.float32), None
+            ct = compute_dtype(grads[0].dtype)
+            return torch.zeros((), dtype=ct, device=grads[0].device), None
+        grads = nonempty
         self.check_tensors(grads)
         p = float(norm_type)
         if math.isinf(p):
@@ -631,13 +660,24 @@ class TritonBackend(Backend):
         else:
             kind = k.NORM_P
         kind = int(kind.value if hasattr(kind, "value") else kind)
-        ops, _ = L.stage([list(grads)], [False])
+        ops, _ = L.stage([grads], [False])
         dtype = ops[0][0].dtype
         ct = compute_dtype(dtype)
         DT, CT = L.tl_dtype(dtype), L.compute_dtype(dtype)
         eng = self.engine
         plan = eng.plan("norm", ops)
-        part = plan.buffer("norm_part", plan.n_chunks, ct)
+        total = torch.empty((), dtype=ct, device=plan.device)
+        has_coef = max_norm is not None
+        if has_coef:
+            # Note [clip coefficient]: max_norm and CLIP_EPS rounded to the compute dtype as
+            # torch rounds them; the 0-d coefficient is the plan's, allocated once
+            clip = eng.scalars((max_norm, CLIP_EPS), ct, plan.device)
+            coef = plan.buffers.get("clip_coef")
+            if coef is None:
+                coef = plan.buffers["clip_coef"] = torch.empty((), dtype=ct, device=plan.device)
+        else:
+            clip = coef = total  # unused (COEF False)
+        counter = eng.counter(plan.device)
         p32 = f32(p) if not math.isinf(p) else 0.0
         eng.run(
             "norm",
@@ -646,25 +686,15 @@ class TritonBackend(Backend):
             [False],
             lambda pl: (
                 *(pl.tables[0], pl.chunk_tensor, pl.chunk_start, pl.sizes),
-                *(pl.buffer("norm_part", pl.n_chunks, ct), p32, pl.chunk),
+                *(pl.tensor_chunk0, pl.tensor_nchunks, pl.n_tensors),
+                *(pl.buffer("norm_part", pl.n_chunks, ct), counter, total, coef, clip),
+                *(p32, pl.chunk),
             ),
-            dict(NORM=kind, DT=DT, CT=CT),
+            dict(NORM=kind, COEF=has_coef, DT=DT, CT=CT, RBLOCK=RBLOCK),
             tunable=False,
             plan=plan,
         )
-        out = torch.empty((), dtype=ct, device=plan.device)
-        from .autotune_configs import RBLOCK
-
-        eng.launch(
-            k.norm_final_kernel,
-            (1,),
-            (
-                *(part, plan.n_chunks, plan.tensor_chunk0, plan.tensor_nchunks),
-                *(plan.n_tensors, out, p32),
-            ),
-            dict(NORM=kind, CT=CT, RBLOCK=RBLOCK),
-        )
-        return out
+        return total, coef if has_coef else None
 
     def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
         tensors = [t for t in tensors if t.numel() > 0]

@@ -114,11 +114,56 @@ Decisions, per kernel:
 
 Note [deterministic reductions]
 -------------------------------
-No float atomics anywhere. A reduction writes one partial per chunk (a fixed function of the
-chunk's elements, the fixed reduction config and the fixed ``CHUNK``), and a second, tiny launch
-combines the partials in index order. The same inputs therefore give bit-identical results on
-every run. The max/min reductions use ``tl.reduce`` with NaN-propagating combiners (``max|g|``
-over a NaN gradient is NaN, as in torch), independent of how a backend lowers ``tl.maximum``.
+No float atomics anywhere (the grad norm's ticket is an integer one). A reduction writes one
+partial per chunk (a fixed function of the chunk's elements, the fixed reduction config and the
+fixed ``CHUNK``), and the partials are combined in index order with a fixed tile: by a second,
+tiny launch (LAMB's per-tensor norms) or by the last program of the same launch (the grad norm,
+Note [last-program finish]). The same inputs therefore give bit-identical results on every run.
+The max/min reductions use ``tl.reduce`` with NaN-propagating combiners (``max|g|`` over a NaN
+gradient is NaN, as in torch), independent of how a backend lowers ``tl.maximum``.
+
+Note [last-program finish]
+--------------------------
+``norm_partial_kernel`` (``clip_grad``'s norm) finishes its own reduction, so the in-place clip
+is two launches (norm, ``scale_kernel``) and the fused clip one (the update kernel reads the
+coefficient as ``grad_scale``). Every program stores its chunk's partial, then draws a ticket
+from an int32 ``counter`` with ``tl.atomic_add``; the program that draws ``num_programs - 1``
+is the last one to get there, reduces all the partials with :func:`_norm_total` (index order,
+fixed ``RBLOCK`` tile: the arithmetic of the former single-program final launch), stores
+``total`` and, with ``COEF``, the clip coefficient (:func:`_clip_coef`, Note [clip coefficient]
+in ``flowoptim.backends.base``), and stores 0 to the counter. Which program finishes depends on
+scheduling; what it computes does not (it reads every partial, in index order), so the total has
+the same bits whichever it is.
+
+Memory ordering, natively (CUDA's threadFenceReduction sample, with a release/acquire atomic in
+place of ``__threadfence``): (1) the partial's store; (2) ``tl.debug_barrier()`` (``bar.sync``):
+every thread of the program has issued its stores before (3) one thread draws the ticket with
+``atom.add.acq_rel.gpu``, whose release half orders the program's stores (cumulatively, through
+the barrier) before its increment at GPU scope. The last ticket's increment comes after every
+other program's in the counter's modification order, so its acquire half makes every partial
+visible to the finishing thread, and Triton broadcasts the ticket to the program's other
+threads through shared memory behind a barrier, so their loads come after it. The partials are
+loaded with ``cache_modifier=".cg"`` (``ld.global.cg``: L2 only; L1 is not coherent across
+SMs). The PTX of a probe kernel (sm_90, triton 3.9, compiled ahead of time on a CPU) shows that
+sequence: a predicated ``st.global``, ``bar.sync``, ``atom.global.gpu.acq_rel.add.u32``,
+``bar.sync``, ``ld.global.cg``. The counter is 0 between launches: after the last ticket no
+program of the launch touches it, and the next launch on the stream starts after this one ends.
+It is one per device, created by the first launch (:meth:`flowoptim_triton.launch.Engine.counter`;
+make that call outside CUDA-graph capture, e.g. a warm-up step, as capturing needs anyway), so
+two norm launches on one device must not run at the same time on different streams.
+
+Every norm launch finishes (``grad_norm`` too, with ``COEF`` False), so every ``clip_grad`` path
+(one partition, several, DTensor shards, torch.compile) runs the same reduction code with the
+same ``num_warps``: natively the order of a ``tl.sum`` depends on the layout, which depends on
+``num_warps``, so a separate final launch with other warps could round differently. (The former
+final launch ran with 4 warps, the float64 reduction config has 8: float64 totals may differ in
+the last bits from before, natively; float32 has 4 warps either way.)
+
+What the interpreter tests: it runs the programs one after another, so the last program draws
+the last ticket; the tests check the logic (with more programs than one ``RBLOCK`` tile: the
+total bit-identical to a separate single-program reduce of the stored partials, the coefficient
+to the torch expression; the counter back at 0; repeated calls), never the ordering. The
+ordering argument above is unverified on a GPU.
 """
 
 from __future__ import annotations
@@ -946,19 +991,99 @@ def adadelta_kernel(
 
 # ----------------------------------------------------------------------------- clip_grad
 @triton.jit
+def _norm_total(
+    part,  # CT[n_chunks]: the partials, read with .cg (Note [last-program finish])
+    n_chunks,  # int: number of partials (the launch's programs)
+    tensor_chunk0,  # int64[n_tensors]: first chunk of each tensor
+    tensor_nchunks,  # int64[n_tensors]: number of chunks of each tensor
+    n_tensors,  # int: number of tensors
+    norm_p,  # f32: the norm order (NORM_P only)
+    NORM: tl.constexpr,  # structural: which reduction
+    CT: tl.constexpr,  # compute dtype
+    RBLOCK: tl.constexpr,  # partials per tile (fixed: shapes the reduction)
+):
+    # The group's norm from the chunk partials, in index order with a fixed tile (Note
+    # [deterministic reductions]): the arithmetic and order of the former norm_final_kernel.
+    if NORM == NORM_ZERO:
+        # count the tensors with a nonzero element: max of the flags of each tensor's chunks
+        cnt = tl.zeros([RBLOCK], dtype=CT)
+        for t0 in range(0, n_tensors, RBLOCK):
+            ts = t0 + tl.arange(0, RBLOCK)
+            tmask = ts < n_tensors
+            c0 = tl.load(tensor_chunk0 + ts, mask=tmask, other=0)
+            nc = tl.load(tensor_nchunks + ts, mask=tmask, other=0)
+            flag = tl.zeros([RBLOCK], dtype=CT)
+            for j in range(0, tl.max(nc, axis=0)):
+                f = tl.load(part + c0 + j, mask=tmask & (j < nc), other=0.0, cache_modifier=".cg")
+                flag = tl.maximum(flag, f)
+            cnt += flag
+        r = tl.sum(cnt, axis=0)
+    else:
+        if NORM == NORM_NEG_INF:  # noqa: SIM108
+            acc = tl.full([RBLOCK], INF, CT)
+        else:
+            acc = tl.zeros([RBLOCK], dtype=CT)
+        for c in range(0, n_chunks, RBLOCK):
+            idx = c + tl.arange(0, RBLOCK)
+            mask = idx < n_chunks
+            if NORM == NORM_INF:
+                acc = _max_nan(tl.load(part + idx, mask=mask, other=0.0, cache_modifier=".cg"), acc)
+            elif NORM == NORM_NEG_INF:
+                acc = _min_nan(tl.load(part + idx, mask=mask, other=INF, cache_modifier=".cg"), acc)
+            else:
+                acc += tl.load(part + idx, mask=mask, other=0.0, cache_modifier=".cg")
+        if NORM == NORM_INF:
+            r = tl.reduce(acc, 0, _max_nan)
+        elif NORM == NORM_NEG_INF:
+            r = tl.reduce(acc, 0, _min_nan)
+        else:
+            r = tl.sum(acc, axis=0)
+            if NORM == NORM_L2:
+                r = _sqrt(r, CT)
+            elif NORM == NORM_P:
+                r = tl.exp2(tl.log2(r) / norm_p)
+    return r
+
+
+@triton.jit
+def _clip_coef(
+    total,  # CT scalar: the group's total norm
+    clip,  # CT[2]: max_norm, CLIP_EPS, rounded to CT as torch rounds a Python scalar operand
+    CT: tl.constexpr,  # compute dtype: picks the IEEE division for float32
+):
+    # Note [clip coefficient] (flowoptim.backends.base): torch.clamp(max_norm / (total + eps),
+    # max=1.0) on a CT tensor is reciprocal(total + eps) * max_norm, then min(., 1) keeping NaN,
+    # each operation rounded to CT; the same operations in the same order (fp fusion is off).
+    max_norm = tl.load(clip + 0)
+    eps = tl.load(clip + 1)
+    one = tl.zeros([], dtype=CT) + 1.0
+    c = _div(one, total + eps, CT) * max_norm
+    return tl.where(c > 1.0, one, c)  # NaN > 1 is false: a NaN coefficient stays NaN
+
+
+@triton.jit
 def norm_partial_kernel(
     g_tab,  # int64 table: grad addresses
     chunk_tensor,  # int64[n_chunks]: tensor of each chunk
     chunk_start,  # int64[n_chunks]: first element of each chunk
     sizes,  # int64[n_tensors]: numel of each tensor
+    tensor_chunk0,  # int64[n_tensors]: first chunk of each tensor (the finish, NORM_ZERO)
+    tensor_nchunks,  # int64[n_tensors]: number of chunks of each tensor (the finish, NORM_ZERO)
+    n_tensors,  # int: number of tensors (the finish, NORM_ZERO)
     part,  # CT[n_chunks] out: the chunk's partial (sum, max, min or nonzero flag)
+    counter,  # int32[1]: ticket counter, 0 between launches (Note [last-program finish])
+    total,  # CT[] out: the norm, written by the last program
+    coef,  # CT[] out: the clip coefficient, written by the last program (unused unless COEF)
+    clip,  # CT[2]: max_norm, CLIP_EPS (unused unless COEF)
     norm_p,  # f32: the norm order (used only for NORM == NORM_P)
     CHUNK,  # int: elements per chunk
     NORM: tl.constexpr,  # structural: which reduction (NORM_* constants)
+    COEF: tl.constexpr,  # structural: also form the clip coefficient (clip_coef, not grad_norm)
     ALIGN: tl.constexpr,  # structural: 128-bit access path (Note [vectorized access])
     DT: tl.constexpr,  # storage dtype
     CT: tl.constexpr,  # compute dtype
     BLOCK: tl.constexpr,  # tile size (fixed, not tuned: it shapes the partials)
+    RBLOCK: tl.constexpr,  # partials per tile of the finish (fixed: shapes the reduction)
 ):
     pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, ALIGN)
     g_base = _base(g_tab, t, DT, ALIGN)
@@ -993,60 +1118,19 @@ def norm_partial_kernel(
     else:
         r = tl.sum(acc, axis=0)
     tl.store(part + pid, r)
-
-
-@triton.jit
-def norm_final_kernel(
-    part,  # CT[n_chunks]: partials from norm_partial_kernel
-    n_chunks,  # int: number of chunks
-    tensor_chunk0,  # int64[n_tensors]: first chunk of each tensor
-    tensor_nchunks,  # int64[n_tensors]: number of chunks of each tensor
-    n_tensors,  # int: number of tensors
-    out,  # CT[] out: the norm
-    norm_p,  # f32: the norm order (NORM_P only)
-    NORM: tl.constexpr,  # structural: which reduction
-    CT: tl.constexpr,  # compute dtype
-    RBLOCK: tl.constexpr,  # partials per tile (fixed: shapes the reduction)
-):
-    if NORM == NORM_ZERO:
-        # count the tensors with a nonzero element: max of the flags of each tensor's chunks
-        cnt = tl.zeros([RBLOCK], dtype=CT)
-        for t0 in range(0, n_tensors, RBLOCK):
-            ts = t0 + tl.arange(0, RBLOCK)
-            tmask = ts < n_tensors
-            c0 = tl.load(tensor_chunk0 + ts, mask=tmask, other=0)
-            nc = tl.load(tensor_nchunks + ts, mask=tmask, other=0)
-            flag = tl.zeros([RBLOCK], dtype=CT)
-            for j in range(0, tl.max(nc, axis=0)):
-                f = tl.load(part + c0 + j, mask=tmask & (j < nc), other=0.0)
-                flag = tl.maximum(flag, f)
-            cnt += flag
-        r = tl.sum(cnt, axis=0)
-    else:
-        if NORM == NORM_NEG_INF:  # noqa: SIM108
-            acc = tl.full([RBLOCK], INF, CT)
-        else:
-            acc = tl.zeros([RBLOCK], dtype=CT)
-        for c in range(0, n_chunks, RBLOCK):
-            idx = c + tl.arange(0, RBLOCK)
-            mask = idx < n_chunks
-            if NORM == NORM_INF:
-                acc = _max_nan(tl.load(part + idx, mask=mask, other=0.0), acc)
-            elif NORM == NORM_NEG_INF:
-                acc = _min_nan(tl.load(part + idx, mask=mask, other=INF), acc)
-            else:
-                acc += tl.load(part + idx, mask=mask, other=0.0)
-        if NORM == NORM_INF:
-            r = tl.reduce(acc, 0, _max_nan)
-        elif NORM == NORM_NEG_INF:
-            r = tl.reduce(acc, 0, _min_nan)
-        else:
-            r = tl.sum(acc, axis=0)
-            if NORM == NORM_L2:
-                r = _sqrt(r, CT)
-            elif NORM == NORM_P:
-                r = tl.exp2(tl.log2(r) / norm_p)
-    tl.store(out, r)
+    # Note [last-program finish]: the store above, a CTA barrier, then a release/acquire ticket;
+    # the program that draws the last ticket sees every partial and reduces them
+    tl.debug_barrier()
+    n_programs = tl.num_programs(0)
+    ticket = tl.atomic_add(counter, 1, sem="acq_rel", scope="gpu")
+    if ticket == n_programs - 1:
+        tot = _norm_total(
+            part, n_programs, tensor_chunk0, tensor_nchunks, n_tensors, norm_p, NORM, CT, RBLOCK
+        )
+        tl.store(total, tot)
+        if COEF:
+            tl.store(coef, _clip_coef(tot, clip, CT))
+        tl.store(counter, 0)  # every ticket is drawn: ready for the next launch
 
 
 @triton.jit

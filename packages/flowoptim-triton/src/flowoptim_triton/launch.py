@@ -345,6 +345,7 @@ class Engine:
         self.plan_builds = 0  # number of plans built (tests read it)
         self._scalars: OrderedDict[tuple, Tensor] = OrderedDict()
         self.scalar_uploads = 0  # number of scalar tensors built (tests read it)
+        self._counters: dict[torch.device, Tensor] = {}  # Note [last-program finish]
         #: False forces the scalar access path of every chunked kernel (Note [aligned plans])
         self.vectorize = True
 
@@ -353,7 +354,10 @@ class Engine:
         1-d ``dtype`` tensor on ``device``, built with no host sync (pinned + ``non_blocking``,
         as the plans) and reused while the same values come back (kernels only read it).
 
-        ``values`` must be exactly representable in ``dtype`` (the callers round them first).
+        ``values`` are rounded to ``dtype`` by ``torch.tensor`` (to nearest, overflowing to inf,
+        as torch rounds a Python scalar operand of a ``dtype`` tensor); the update launchers
+        round them first (Note [kernel scalars]), the clip coefficient's do not (Note [clip
+        coefficient] in ``flowoptim.backends.base``). The key holds the values as given.
         """
         values = [float(v) for v in values]
         # keyed on the exact bits (-0.0 and 0.0 differ, a NaN finds itself)
@@ -369,6 +373,16 @@ class Engine:
         while len(self._scalars) > MAX_SCALARS:
             self._scalars.popitem(last=False)
         return t
+
+    def counter(self, device: torch.device) -> Tensor:
+        """The int32 ticket counter of the grad-norm launches on ``device`` (Note [last-program
+        finish] in kernels.py): zeroed once, here, on the first call for the device; the
+        kernels leave it at 0 after every launch, so later calls allocate nothing (CUDA-graph
+        capture included)."""
+        c = self._counters.get(device)
+        if c is None:
+            c = self._counters[device] = torch.zeros(1, dtype=torch.int32, device=device)
+        return c
 
     @property
     def chunk(self) -> int:

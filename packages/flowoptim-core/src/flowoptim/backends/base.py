@@ -4,7 +4,8 @@ Note [backend owns arithmetic]
 ------------------------------
 An optimizer class (``flowoptim.Adam`` ...) owns validation, param groups, the optimizer-wide step
 counter, lazily created state and state dicts. A backend owns only arithmetic: one list-of-tensors
-functional per algorithm, plus the two halves of ``clip_grad`` (a norm and an in-place scale).
+functional per algorithm, plus the parts of ``clip_grad`` (a norm, the norm with its clip
+coefficient, an in-place scale).
 The class calls a functional once per (device, dtype) partition of a param group, so within one call
 every tensor shares a device and a dtype, every list has the same length, all gradients are dense
 and have their parameter's shape and dtype, and every state tensor exists (zero-initialised, or
@@ -112,6 +113,19 @@ them with something faster (the triton backend's row-gather kernel). A backend w
 ``amp_found_inf`` also gets ``found_inf`` in both (Note [AMP] in ``flowoptim.optimizer``):
 nonzero, nothing is stored; the default passes it to the dense functional, whose stores into the
 gathered rows it suppresses, so the scatter writes the rows back unchanged.
+
+Note [clip coefficient]
+-----------------------
+Spec §3: ``coef = min(max_norm / (total + 1e-6), 1)``. Its bits are those of the torch expression
+``torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)`` on the 0-d ``total`` in the compute dtype
+(what the optimizer has always computed, and still computes for a group of several partitions),
+which torch evaluates as four operations, each rounded to the compute dtype: ``y = total +
+CT(CLIP_EPS)``; ``r = 1 / y`` (a Python number divided by a tensor is ``reciprocal`` then ``*``);
+``c = r * CT(max_norm)``; ``coef = 1 if c > 1 else c``, NaN staying NaN (``clamp`` propagates
+NaN). ``CT(x)`` is the Python float rounded to the compute dtype to nearest, overflowing to inf
+(float32 ``CLIP_EPS`` is 9.999999974752427e-07). A nan total gives a nan coefficient, an inf
+total gives 0. :meth:`Backend.clip_coef` computes it with those torch ops; a backend that
+overrides it (the triton backend: in the norm launch itself) must give the same bits.
 """
 
 from __future__ import annotations
@@ -123,6 +137,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CLIP_EPS",
     "Backend",
     "adagrad_lr",
     "bias_corrections",
@@ -134,6 +149,11 @@ __all__ = [
     "device_f32",
     "f32",
 ]
+
+
+#: the epsilon of the clip coefficient, ``max_norm / (total + 1e-6)`` (spec §3; Note [clip
+#: coefficient])
+CLIP_EPS = 1e-6
 
 
 def f32(x: float) -> float:
@@ -504,6 +524,23 @@ class Backend:
         nonzero element (spec §3), any other p the p-norm. Deterministic, no host sync.
         """
         raise NotImplementedError
+
+    def clip_coef(
+        self, grads: list[Tensor], norm_type: float, max_norm: float
+    ) -> tuple[Tensor, Tensor]:
+        """``(total, coef)`` of one partition that is a whole clipped group (spec §3): ``total``
+        is :meth:`grad_norm` of ``grads`` (the same bits), ``coef = min(max_norm / (total +
+        1e-6), 1)`` with the bits of Note [clip coefficient]; both 0-d tensors on the grads'
+        device in their compute dtype, neither aliasing the other or an earlier call's
+        ``total`` (the optimizer returns the totals). No host sync. ``coef`` is read only until
+        the group's next ``scale_`` or step, so a backend may reuse its storage across calls.
+
+        The optimizer calls it when a group's gradients form one (device, dtype) partition,
+        the usual case; for several it combines their :meth:`grad_norm` results itself. This
+        default is :meth:`grad_norm` followed by the torch expression; a backend may override
+        it to form the coefficient without extra launches (the triton backend)."""
+        total = self.grad_norm(grads, norm_type)
+        return total, torch.clamp(max_norm / (total + CLIP_EPS), max=1.0)
 
     def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
         """``t *= coef`` in place for every tensor: the product in the compute dtype, rounded to
