@@ -134,6 +134,21 @@ def test_zero_grad_drops_a_pending_fused_coefficient():
     torch.testing.assert_close(a.detach(), torch.tensor([0.0, 1.0]))
 
 
+def test_an_in_place_clip_after_a_fused_one_clips_once():
+    # the in-place clip scales the grads now and drops the group's pending fused coefficient:
+    # the step sees grads clipped once, not once in place and once more through grad_scale
+    a = torch.ones(2, requires_grad=True)
+    opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0}], lr=1.0)
+    a.grad = torch.tensor([3.0, 4.0])
+    opt.clip_grad(fused=True)
+    (total,) = opt.clip_grad()
+    assert total.item() == 5.0
+    coef = torch.tensor(1.0) / (torch.tensor(5.0) + 1e-6)
+    torch.testing.assert_close(a.grad, torch.tensor([3.0, 4.0]) * coef, rtol=0, atol=0)
+    opt.step()
+    torch.testing.assert_close(a.detach(), 1.0 - torch.tensor([3.0, 4.0]) * coef, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("cls", [fo.RMSprop, fo.LAMB])
 def test_sparse_gradient_is_refused_by_clip_grad_without_support_sparse(cls):
     # with support_sparse (SGD, Adam, AdamW) clip_grad clips the values: tests/test_sparse.py

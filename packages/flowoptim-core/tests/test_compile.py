@@ -187,6 +187,27 @@ def test_switching_an_option_recompiles_and_stays_correct():
         _assert_same(eager, compiled)
 
 
+def test_compiled_in_place_clip_drops_a_pending_fused_coefficient():
+    # as eager clip_grad (tests/test_clip.py): clipped once, in place
+    def clip_twice_and_step(opt):
+        opt.clip_grad(fused=True)
+        opt.clip_grad()
+        opt.step()
+
+    results = []
+    for compiled in (False, True):
+        a = torch.ones(2, requires_grad=True)
+        opt = fo.SGD([{"params": [a], "clip_grad_max_norm": 1.0}], lr=1.0)
+        a.grad = torch.tensor([3.0, 4.0])
+        fn = torch.compile(clip_twice_and_step, backend="eager") if compiled else None
+        (fn or clip_twice_and_step)(opt)
+        assert not opt._pending_clip
+        results.append(a.detach().clone())
+    coef = torch.tensor(1.0) / (torch.tensor(5.0) + 1e-6)
+    torch.testing.assert_close(results[0], 1.0 - torch.tensor([3.0, 4.0]) * coef, rtol=0, atol=0)
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=0)
+
+
 def test_custom_ops_have_fake_kernels():
     # torch.library.opcheck: schema, fake kernel and mutation declarations agree
     p = [torch.randn(5), torch.randn(2, 3)]

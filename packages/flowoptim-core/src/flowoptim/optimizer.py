@@ -1132,6 +1132,9 @@ class Optimizer(torch.optim.Optimizer):
                 if fused:
                     self._pending_clip[gi] = coef
                 else:
+                    # the grads are clipped now: an earlier fused coefficient of the group, from
+                    # the same unclipped grads, must not clip them a second time at step()
+                    self._pending_clip.pop(gi, None)
                     for p, g in coalesced.pop(gi, ()):
                         p.grad = g  # the same numbers, coalesced: scaled through its values
                     for backend, part in parts:
@@ -1170,6 +1173,7 @@ class Optimizer(torch.optim.Optimizer):
                 if fused:
                     self._pending_clip[gi] = coef
                 else:
+                    self._pending_clip.pop(gi, None)  # as in clip_grad
                     for h, part in parts:
                         dtype = compute_dtype(part[0].dtype)
                         _ops.scale_(h, part, coef.to(device=part[0].device, dtype=dtype))
