@@ -183,6 +183,7 @@ _DEVICE = operator.attrgetter("device")
 _GRAD = operator.attrgetter("grad")
 _LAYOUT = operator.attrgetter("layout")
 _STRIDED = frozenset({torch.strided})
+_SECOND = operator.itemgetter(1)
 
 
 def _states_match(
@@ -507,9 +508,16 @@ class Optimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _partition(params: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:
+        """Indices of ``params`` by ``(device, dtype)``, in order (Note [vectorized grad
+        checks]: one C-level ``map`` per attribute, no loop when there is one partition)."""
+        devices = list(map(_DEVICE, params))
+        dtypes = list(map(_DTYPE, params))
+        n = len(params)
+        if n and devices.count(devices[0]) == n and dtypes.count(dtypes[0]) == n:
+            return {(devices[0], dtypes[0]): list(range(n))}
         parts: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
-        for i, p in enumerate(params):
-            parts[(p.device, p.dtype)].append(i)
+        for i, key in enumerate(zip(devices, dtypes)):
+            parts[key].append(i)
         return parts
 
     # ------------------------------------------------------------------ subclass hooks
@@ -577,7 +585,7 @@ class Optimizer(torch.optim.Optimizer):
             n = len(pairs)
             if dtypes.count(dtypes[0]) == n and devices.count(devices[0]) == n:
                 return pairs, {(devices[0], dtypes[0]): list(range(n))}
-            return pairs, self._partition(params)
+            return pairs, self._partition(params)  # several partitions (reads them again)
         pairs = []
         for i, p in enumerate(group["params"]):
             g = p.grad
@@ -1085,23 +1093,29 @@ class Optimizer(torch.optim.Optimizer):
             for gi, group in clipped:
                 norm_type = float(group.get("clip_grad_norm_type", 2.0))
                 pairs = self._check_grads(gi, group)
-                coalesced[gi] = [(p, g) for p, g in pairs if g.is_sparse and g is not p.grad]
-                # sparse gradients: the norm of their coalesced values, which are scaled in
-                # place (spec §5; the coalesced gradient replaces p.grad, see _sparse_values)
-                pairs = [_sparse_values(p, g) if g.is_sparse else (p, g) for p, g in pairs]
+                if not _STRIDED.issuperset(map(_LAYOUT, map(_SECOND, pairs))):
+                    coalesced[gi] = [(p, g) for p, g in pairs if g.is_sparse and g is not p.grad]
+                    # sparse gradients: the norm of their coalesced values, which are scaled in
+                    # place (spec §5; the coalesced gradient replaces p.grad, see _sparse_values)
+                    pairs = [_sparse_values(p, g) if g.is_sparse else (p, g) for p, g in pairs]
                 # empty tensors contribute nothing to any norm (and inf/-inf have no identity
                 # over zero elements); a group with only empty grads has total 0 like no grads
-                pairs = [(p, g) for p, g in pairs if g.numel() > 0]
+                numels = list(map(Tensor.numel, map(_SECOND, pairs)))
+                if not all(numels):
+                    pairs = list(itertools.compress(pairs, numels))
                 layout = self._dtensor_layout(gi, group, pairs, reducible=True)
                 if layout is not None:
                     dt = self._clip_total_dtensor(gi, group, pairs, norm_type, layout)
                     results.append((*dt, None))
                     continue
-                grads = [g for _, g in pairs]
+                grads = list(map(_SECOND, pairs))
                 parts = []
                 for (device, _), idx in self._partition(grads).items():
                     backend = self._backend_for(device)
-                    backend.check_tensors([pairs[i][0] for i in idx])
+                    params = [pairs[i][0] for i in idx]
+                    # Note [partition check] (Backend.check_tensors): one device, one dtype
+                    plain = _PLAIN_TYPES.issuperset(map(type, params))
+                    backend.check_tensors(params[:1] if plain else params)
                     parts.append((backend, [grads[i] for i in idx]))
                 coef = None
                 if len(parts) == 1:

@@ -58,7 +58,9 @@ bits (tested for 0-d params, non-contiguous grads, fp32/fp16/bf16/fp64 and every
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -82,6 +84,11 @@ from . import launch as L
 from .autotune_configs import RBLOCK
 
 __all__ = ["TritonBackend"]
+
+#: tensor types whose checks are those of their dtype and device (check_tensors)
+_PLAIN_TYPES = frozenset({Tensor, torch.nn.Parameter})
+_DTYPE = operator.attrgetter("dtype")
+_DEVICE = operator.attrgetter("device")
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -121,6 +128,15 @@ class TritonBackend(Backend):
         return L.interpreted() or torch.cuda.is_available()
 
     def check_tensors(self, params: Sequence[Tensor]) -> None:
+        if (
+            len(params) > 1
+            and _PLAIN_TYPES.issuperset(map(type, params))
+            and len(set(map(_DTYPE, params))) == 1
+            and len(set(map(_DEVICE, params))) == 1
+        ):
+            # plain tensors of one dtype and device: the first answers for all (two C-level
+            # maps instead of a loop over every tensor: Note [partition check])
+            params = params[:1]
         interp = L.interpreted()
         device = None
         for i, p in enumerate(params):
@@ -640,7 +656,7 @@ class TritonBackend(Backend):
         """``(total, coef)`` from one ``norm_partial_kernel`` launch; ``coef`` is None unless
         ``max_norm`` is given (the ``COEF`` constexpr) and the grads hold an element."""
         k = self._k()
-        nonempty = [g for g in grads if g.numel() > 0]
+        nonempty = list(itertools.compress(grads, map(Tensor.numel, grads)))
         if not nonempty:  # no element, so no program to finish: total 0, as for no grads
             if not grads:
                 return torch.zeros((), dtype=torch.float32), None
@@ -697,7 +713,7 @@ class TritonBackend(Backend):
         return total, coef if has_coef else None
 
     def scale_(self, tensors: list[Tensor], coef: Tensor) -> None:
-        tensors = [t for t in tensors if t.numel() > 0]
+        tensors = list(itertools.compress(tensors, map(Tensor.numel, tensors)))
         if not tensors:
             return
         self.check_tensors(tensors[:1])
