@@ -203,7 +203,9 @@ def variants(full: bool, only: str | None) -> list[Variant]:
         add("sgd_sparse_kernel", f, (2 + f["HAS_MOMENTUM"], 1 + f["HAS_MOMENTUM"]), sparse=True)
     for f in _flag_sets(("AMSGRAD", "DECOUPLED"), full, [(True, True)]):
         add("adam_sparse_kernel", f, (4 + f["AMSGRAD"], 3 + f["AMSGRAD"]), sparse=True)
-    norms = range(6) if full else (0, 5)  # CI: L2 and the general p-norm (the longest code)
+    # CI: L2, the norm-0 count (the widest finish, Note [last-program finish]) and the general
+    # p-norm (the longest code)
+    norms = range(6) if full else (0, 4, 5)
     # the grad norm finishes in its last program (Note [last-program finish]); CI: COEF True
     # (clip_coef: the finish also forms the coefficient, a superset of grad_norm's code)
     for norm, coef in itertools.product(norms, (False, True) if full else (True,)):

@@ -229,3 +229,16 @@ def test_launches_and_torch_ops_per_clip(monkeypatch, n_tensors):
         assert launches == expected
         assert ops == ["empty"]
         opt.step()
+
+
+def test_norm_zero_finish_counts_more_tensors_than_one_tile():
+    # norm 0 counts the tensors with a nonzero element; its finish walks the tensors in tiles of
+    # ZERO_TILE: 300 tensors take three tiles (every third tensor zero: 200 count)
+    assert 2 * K.ZERO_TILE.value < 300
+    grads = [torch.full((3,), 0.0 if i % 3 == 0 else 0.5, device=DEVICE) for i in range(300)]
+    grads[1][2] = float("-inf")  # still nonzero
+    be = TritonBackend()
+    total, coef = be.clip_coef(grads, 0.0, 1000.0)
+    assert total.item() == 200.0
+    assert _same_bits(coef, _torch_coef(total, 1000.0))
+    assert be.engine.counter(grads[0].device).item() == 0
