@@ -436,6 +436,41 @@ def _sgd_tile(
 
 
 @triton.jit
+def _adam_moments(
+    p_base,  # typed pointer: param
+    g_base,  # typed pointer: gradient (dense, or a sparse gradient's values)
+    m_base,  # typed pointer: exp_avg
+    v_base,  # typed pointer: exp_avg_sq
+    offs,  # offsets of the tile's elements in p and its state
+    mask,  # lanes of offs in bounds
+    g_offs,  # offsets of the same elements in the gradient (== offs when dense)
+    g_mask,  # lanes of g_offs in bounds
+    gs,  # grad_scale value (ignored unless HAS_GRAD_SCALE)
+    beta1,  # CT: beta1
+    one_minus_beta1,  # CT: 1 - beta1
+    beta2,  # CT: beta2
+    one_minus_beta2,  # CT: 1 - beta2
+    wd,  # CT: weight decay (added to g unless DECOUPLED)
+    DECOUPLED: tl.constexpr,  # structural: AdamW/LAMB-W decay outside the gradient
+    HAS_GRAD_SCALE: tl.constexpr,  # structural: fused clip coefficient present
+    MAXIMIZE: tl.constexpr,  # structural: negate g (Note [maximize])
+    DT: tl.constexpr,  # storage dtype
+    CT: tl.constexpr,  # compute dtype
+):
+    # p and the new first and second moments of one tile, in CT (spec §2), from the *old*
+    # state; shared by Adam (_adam_tile) and LAMB (_lamb_tile), which store them their own way
+    p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
+    g = _load_grad(g_base, g_offs, g_mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
+    if not DECOUPLED:
+        g = tl.where(wd != 0.0, g + wd * p, g)
+    m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
+    v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
+    m = beta1 * m + one_minus_beta1 * g
+    v = beta2 * v + one_minus_beta2 * (g * g)
+    return p, m, v
+
+
+@triton.jit
 def _adam_tile(
     p_base,  # typed pointer: param
     g_base,  # typed pointer: gradient (dense, or a sparse gradient's values)
@@ -465,14 +500,9 @@ def _adam_tile(
 ):
     # one tile of Adam/AdamW (spec §2); shared by adam_kernel and the row-gather
     # adam_sparse_kernel, so a sparse gradient naming every row gives the dense update bit for bit
-    p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-    g = _load_grad(g_base, g_offs, g_mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-    if not DECOUPLED:
-        g = tl.where(wd != 0.0, g + wd * p, g)
-    m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-    v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-    m = beta1 * m + one_minus_beta1 * g
-    v = beta2 * v + one_minus_beta2 * (g * g)
+    p, m, v = _adam_moments(p_base, g_base, m_base, v_base, offs, mask, g_offs, g_mask, gs, beta1,
+                            one_minus_beta1, beta2, one_minus_beta2, wd, DECOUPLED,
+                            HAS_GRAD_SCALE, MAXIMIZE, DT, CT)  # fmt: skip
     tl.store(m_base + offs, _to_dt(m, DT), mask=mask)
     tl.store(v_base + offs, _to_dt(v, DT), mask=mask)
     vv = v
@@ -606,14 +636,9 @@ def _lamb_tile(
     CT: tl.constexpr,  # compute dtype
 ):
     # the LAMB moments and Adam direction u of one tile, in CT, from p, g and the *old* state
-    p = tl.load(p_base + offs, mask=mask, other=0.0).to(CT)
-    g = _load_grad(g_base, offs, mask, gs, HAS_GRAD_SCALE, MAXIMIZE, DT, CT)
-    if not ADAM_W:
-        g = tl.where(wd != 0.0, g + wd * p, g)
-    m = tl.load(m_base + offs, mask=mask, other=0.0).to(CT)
-    v = tl.load(v_base + offs, mask=mask, other=0.0).to(CT)
-    m = beta1 * m + one_minus_beta1 * g
-    v = beta2 * v + one_minus_beta2 * (g * g)
+    p, m, v = _adam_moments(p_base, g_base, m_base, v_base, offs, mask, offs, mask, gs, beta1,
+                            one_minus_beta1, beta2, one_minus_beta2, wd, ADAM_W, HAS_GRAD_SCALE,
+                            MAXIMIZE, DT, CT)  # fmt: skip
     vv = v
     if AMSGRAD:
         vmax = tl.load(vmax_base + offs, mask=mask, other=0.0).to(CT)
