@@ -238,6 +238,20 @@ def _states_match(
     return True
 
 
+def _partition_of(
+    devices: list[torch.device], dtypes: list[torch.dtype]
+) -> dict[tuple[torch.device, torch.dtype], list[int]]:
+    """Indices by ``(device, dtype)`` from the tensors' devices and dtypes, in order; no loop
+    when there is one partition (Note [vectorized grad checks])."""
+    n = len(devices)
+    if n and devices.count(devices[0]) == n and dtypes.count(dtypes[0]) == n:
+        return {(devices[0], dtypes[0]): list(range(n))}
+    parts: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(devices, dtypes)):
+        parts[key].append(i)
+    return parts
+
+
 def _describe(p: Tensor) -> str:
     return f"tensor of shape {tuple(p.shape)}, dtype {p.dtype}, device {p.device}"
 
@@ -510,15 +524,15 @@ class Optimizer(torch.optim.Optimizer):
     def _partition(params: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:
         """Indices of ``params`` by ``(device, dtype)``, in order (Note [vectorized grad
         checks]: one C-level ``map`` per attribute, no loop when there is one partition)."""
-        devices = list(map(_DEVICE, params))
-        dtypes = list(map(_DTYPE, params))
-        n = len(params)
-        if n and devices.count(devices[0]) == n and dtypes.count(dtypes[0]) == n:
-            return {(devices[0], dtypes[0]): list(range(n))}
-        parts: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
-        for i, key in enumerate(zip(devices, dtypes)):
-            parts[key].append(i)
-        return parts
+        return _partition_of(list(map(_DEVICE, params)), list(map(_DTYPE, params)))
+
+    @staticmethod
+    def _check_partition(backend: Backend, params: list[Tensor]) -> None:
+        """``backend.check_tensors`` for one partition of plain or other tensors: the first
+        parameter only when all are plain (Note [partition check] in ``Backend.check_tensors``:
+        one device, one dtype)."""
+        plain = _PLAIN_TYPES.issuperset(map(type, params))
+        backend.check_tensors(params[:1] if plain else params)
 
     # ------------------------------------------------------------------ subclass hooks
     def _init_state(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -581,11 +595,7 @@ class Optimizer(torch.optim.Optimizer):
             and list(map(_DEVICE, grads)) == devices
             and list(map(_SHAPE, grads)) == list(map(_SHAPE, params))
         ):
-            pairs = list(zip(params, grads))
-            n = len(pairs)
-            if dtypes.count(dtypes[0]) == n and devices.count(devices[0]) == n:
-                return pairs, {(devices[0], dtypes[0]): list(range(n))}
-            return pairs, self._partition(params)  # several partitions (reads them again)
+            return list(zip(params, grads)), _partition_of(devices, dtypes)
         pairs = []
         for i, p in enumerate(group["params"]):
             g = p.grad
@@ -869,11 +879,8 @@ class Optimizer(torch.optim.Optimizer):
                 states = self._check_state(gi, group, params, (device, dtype))
                 if layout is not None:
                     backend.check_tensors([_dist.local(p) for p in params])
-                elif _PLAIN_TYPES.issuperset(map(type, params)):
-                    # Note [partition check] (Backend.check_tensors): one device, one dtype
-                    backend.check_tensors(params[:1])
                 else:
-                    backend.check_tensors(params)
+                    self._check_partition(backend, params)
                 if layout is not None and self._reduces_norms:
                     _check_norm_reduce(backend, name)
                 # Note [grad_scale]: a 0-d tensor in the partition's compute dtype on its device,
@@ -1112,10 +1119,7 @@ class Optimizer(torch.optim.Optimizer):
                 parts = []
                 for (device, _), idx in self._partition(grads).items():
                     backend = self._backend_for(device)
-                    params = [pairs[i][0] for i in idx]
-                    # Note [partition check] (Backend.check_tensors): one device, one dtype
-                    plain = _PLAIN_TYPES.issuperset(map(type, params))
-                    backend.check_tensors(params[:1] if plain else params)
+                    self._check_partition(backend, [pairs[i][0] for i in idx])
                     parts.append((backend, [grads[i] for i in idx]))
                 coef = None
                 if len(parts) == 1:
@@ -1237,7 +1241,7 @@ class Optimizer(torch.optim.Optimizer):
             parts = []
             for (device, _), idx in self._partition(grads).items():
                 backend = self._backend_for(device)
-                backend.check_tensors([pairs[i][0] for i in idx])
+                self._check_partition(backend, [pairs[i][0] for i in idx])
                 parts.append((_ops.handle(backend), [grads[i] for i in idx]))
             total = None if parts else _combine_norms([], norm_type)
             plan.append((gi, norm_type, float(group["clip_grad_max_norm"]), parts, total))
