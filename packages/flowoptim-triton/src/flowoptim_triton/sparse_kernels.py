@@ -80,7 +80,7 @@ def sgd_sparse_kernel(
     # row-gather addresses are data: the scalar access path (ALIGN False, Note [vectorized access])
     _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
     # Note [AMP]: found_inf != 0 empties the range, so nothing is stored (as the dense kernels)
-    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, False)
+    _vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, False)
     p_base = _base(p_tab, t, DT, False)
     g_base = _base(g_tab, t, DT, False)
     buf_base = _base(buf_tab, t, DT, False) if HAS_MOMENTUM else p_base
@@ -131,7 +131,7 @@ def adam_sparse_kernel(
     # row-gather addresses are data: the scalar access path (ALIGN False, Note [vectorized access])
     _pid, t, start, vend, end = _locate(chunk_tensor, chunk_start, sizes, CHUNK, False)
     # Note [AMP]: found_inf != 0 empties the range, so nothing is stored (as the dense kernels)
-    vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, False)
+    _vend, end = _unless_inf(found_inf, start, vend, end, HAS_FOUND_INF, False)
     p_base = _base(p_tab, t, DT, False)
     g_base = _base(g_tab, t, DT, False)
     m_base = _base(m_tab, t, DT, False)
